@@ -184,7 +184,10 @@ impl MsrpUri {
             if host.is_empty() || !valid_pct_text(host, b"") {
                 return Err(UriError::Host);
             }
-            let kind = match std::str::from_utf8(host).ok().and_then(|h| Ipv4Addr::from_str(h).ok()) {
+            let kind = match std::str::from_utf8(host)
+                .ok()
+                .and_then(|h| Ipv4Addr::from_str(h).ok())
+            {
                 Some(v4) => Host::V4(v4),
                 None => Host::Name,
             };
@@ -324,7 +327,9 @@ impl MsrpUri {
     /// The host without IPv6 brackets, ready for a resolver or SNI.
     pub fn host_unbracketed(&self) -> &str {
         let h = self.host();
-        h.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(h)
+        h.strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(h)
     }
     pub fn host_kind(&self) -> Host {
         self.host_kind
@@ -529,7 +534,10 @@ mod tests {
         let v6 = u("msrp://[::1]:9/x;tcp");
         assert_eq!(v6.host_unbracketed(), "::1");
         assert_eq!(v6.ip(), Some(IpAddr::V6(Ipv6Addr::LOCALHOST)));
-        assert_eq!(u("msrp://127.0.0.1:9/x;tcp").host_kind(), Host::V4(Ipv4Addr::LOCALHOST));
+        assert_eq!(
+            u("msrp://127.0.0.1:9/x;tcp").host_kind(),
+            Host::V4(Ipv4Addr::LOCALHOST)
+        );
         assert_eq!(u("msrp://h;tcp").session_id(), None);
         assert_eq!(u("msrp://h;tcp").port(), None);
     }
@@ -578,23 +586,37 @@ mod tests {
         assert_ne!(issued, u("msrp://relay.example.com:2855/TOKENabc;tcp"));
         assert_ne!(issued, u("msrps://relay.example.com:2855/TOKENabc;ws"));
         // Addresses compare by value.
-        assert_eq!(u("msrp://[2001:db8::1]:1/a;tcp"), u("msrp://[2001:DB8:0::1]:1/a;tcp"));
+        assert_eq!(
+            u("msrp://[2001:db8::1]:1/a;tcp"),
+            u("msrp://[2001:DB8:0::1]:1/a;tcp")
+        );
         assert_ne!(u("msrp://127.0.0.1:1/a;tcp"), u("msrp://localhost:1/a;tcp"));
     }
 
     #[test]
     fn path_lists_tolerate_extra_spaces() {
-        let v = Bytes::from_static(b" msrp://a.example.com:1/x;tcp \t msrp://b.example.com:2/y;tcp  ");
+        let v =
+            Bytes::from_static(b" msrp://a.example.com:1/x;tcp \t msrp://b.example.com:2/y;tcp  ");
         let p = parse_path(&v, 16).unwrap();
         assert_eq!(p.len(), 2);
         assert_eq!(p[1].as_str(), "msrp://b.example.com:2/y;tcp");
         assert_eq!(parse_path(&v, 1).err(), Some(PathError::TooMany));
-        assert_eq!(parse_path(&Bytes::from_static(b"  "), 4).err(), Some(PathError::Empty));
+        assert_eq!(
+            parse_path(&Bytes::from_static(b"  "), 4).err(),
+            Some(PathError::Empty)
+        );
     }
 
     #[test]
     fn build_round_trips() {
-        let x = MsrpUri::build(Scheme::Msrps, "relay.example.com", Some(2855), Some("abc"), "tcp").unwrap();
+        let x = MsrpUri::build(
+            Scheme::Msrps,
+            "relay.example.com",
+            Some(2855),
+            Some("abc"),
+            "tcp",
+        )
+        .unwrap();
         assert_eq!(x.as_str(), "msrps://relay.example.com:2855/abc;tcp");
         let y = MsrpUri::build(Scheme::Msrp, "::1", Some(9), None, "tcp").unwrap();
         assert_eq!(y.as_str(), "msrp://[::1]:9;tcp");

@@ -1,0 +1,471 @@
+//! The streaming decoder: bytes in, [`Event`]s out, never a whole body in memory.
+//!
+//! MSRP has no Content-Length: a body ends where `CRLF "-------" transact-id flag CRLF` appears
+//! (RFC 4975 §5.1, §7.1, G7). The decoder is an explicit state machine over the caller's
+//! `BytesMut`:
+//!
+//! ```text
+//!   Head ──blank line──▶ Body ──end-line──▶ Head
+//!     │                   ▲
+//!     ├─non-SEND body────▶ AwaitBody (whole body ≤ 10240 must be buffered first, §7.1)
+//!     └─end-line (bodiless)──▶ End ──▶ Head
+//! ```
+//!
+//! Body pieces are split off the caller's buffer as [`Bytes`] (no copy). A piece is emitted as
+//! soon as it cannot be the start of the end-line: only the last 8 bytes of the buffer are held
+//! back, since they could be the start of `CRLF "-------"` split across reads.
+
+use bytes::{Buf, Bytes, BytesMut};
+use memchr::memmem::Finder;
+
+use crate::error::{DecodeError, Limit, Violation};
+use crate::head::{Head, HeadFailure, Method, RejectContext, TransactionId, TID_CAPACITY};
+
+/// Decoder limits. Exceeding one is a [`DecodeError`] that names it; none of them can make the
+/// decoder buffer more than about `max_head_size + max_non_send_body` bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub max_start_line: usize,
+    pub max_header_line: usize,
+    /// The whole head: start line and headers.
+    pub max_head_size: usize,
+    /// Headers including To-Path and From-Path.
+    pub max_headers: usize,
+    /// URIs in To-Path or From-Path: a loop and amplification guard (checklist item 87).
+    pub max_path_uris: usize,
+    /// At most 32 by the grammar (RFC 4975 §9); up to 64 for lenient deployments.
+    pub max_tid_len: usize,
+    /// At most 32 by the grammar (RFC 4975 §9).
+    pub max_message_id_len: usize,
+    /// 10240 octets (RFC 4975 §7.1).
+    pub max_non_send_body: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_start_line: 1024,
+            max_header_line: 8192,
+            max_head_size: 16384,
+            max_headers: 64,
+            max_path_uris: 16,
+            max_tid_len: 32,
+            max_message_id_len: 32,
+            max_non_send_body: 10240,
+        }
+    }
+}
+
+/// The continuation flag of an end-line (RFC 4975 §7.1, §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Flag {
+    /// `$`: the last chunk of the message.
+    Complete,
+    /// `+`: more chunks follow.
+    More,
+    /// `#`: the message is aborted.
+    Abort,
+}
+
+impl Flag {
+    pub fn from_byte(b: u8) -> Option<Flag> {
+        match b {
+            b'$' => Some(Flag::Complete),
+            b'+' => Some(Flag::More),
+            b'#' => Some(Flag::Abort),
+            _ => None,
+        }
+    }
+    pub fn as_byte(self) -> u8 {
+        match self {
+            Flag::Complete => b'$',
+            Flag::More => b'+',
+            Flag::Abort => b'#',
+        }
+    }
+}
+
+/// What the decoder yields, in the order `Head (Body)* End` for every message.
+///
+/// `Head` is large and not boxed on purpose: an event is consumed as soon as it is returned,
+/// never stored in bulk, and boxing would cost an allocation for every message.
+#[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)]
+pub enum Event {
+    Head(Head),
+    /// A piece of the body, split off the input buffer without copying.
+    Body(Bytes),
+    /// The end-line's flag: the message is complete.
+    End(Flag),
+}
+
+const DELIM: &[u8] = b"\r\n-------";
+/// Bytes held back because they may begin a delimiter split across reads.
+const HOLD: usize = DELIM.len() - 1;
+
+#[derive(Debug)]
+enum State {
+    /// Reading head lines; `scanned` bytes are complete lines already checked.
+    Head {
+        scanned: usize,
+        lines: usize,
+    },
+    /// A non-SEND request with a body: held until the whole body is buffered (§7.1).
+    AwaitBody(Box<Head>),
+    /// Streaming a body until the end-line for `tid`.
+    Body(TransactionId),
+    /// The end-line of a bodiless message, `len` bytes, validated and still in the buffer.
+    End {
+        flag: Flag,
+        len: usize,
+    },
+    /// Skipping a rejected message up to its end-line.
+    Discard(TransactionId),
+    Failed(Violation),
+}
+
+enum Scan {
+    /// The end-line starts at `at` (its leading CRLF) and is `len` bytes long.
+    Found { at: usize, len: usize, flag: Flag },
+    /// No end-line yet; bytes before `safe` are certainly body.
+    NeedMore { safe: usize },
+}
+
+/// An incremental MSRP decoder. Feed it a buffer, call [`Decoder::decode`] until it returns
+/// `Ok(None)`, read more into the same buffer, repeat.
+#[derive(Debug)]
+pub struct Decoder {
+    limits: Limits,
+    state: State,
+    delim: Finder<'static>,
+}
+
+impl Decoder {
+    pub fn new(limits: Limits) -> Decoder {
+        Decoder {
+            limits,
+            state: State::Head {
+                scanned: 0,
+                lines: 0,
+            },
+            delim: Finder::new(DELIM).into_owned(),
+        }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// True between messages with no partial head buffered.
+    pub fn is_between_messages(&self, buf: &[u8]) -> bool {
+        matches!(self.state, State::Head { .. }) && buf.is_empty()
+    }
+
+    /// Decode the next event from `buf`, consuming what it covers. `Ok(None)` means more
+    /// input is needed. After [`DecodeError::Rejected`] the decoder can be used again; after
+    /// [`DecodeError::Fatal`] it returns the same error forever.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Event>, DecodeError> {
+        loop {
+            match &mut self.state {
+                State::Failed(v) => return Err(DecodeError::Fatal { violation: *v }),
+                State::Head { .. } => return self.decode_head(buf),
+                State::AwaitBody(head) => {
+                    let tid = *head.tid();
+                    let max = self.limits.max_non_send_body;
+                    // Some(true): complete within the limit; Some(false): over it.
+                    let verdict = match self.scan(buf, &tid) {
+                        Scan::Found { at, .. } => Some(at <= max),
+                        Scan::NeedMore { .. }
+                            if buf.len() <= max + DELIM.len() + TID_CAPACITY + 3 =>
+                        {
+                            None
+                        }
+                        Scan::NeedMore { .. } => Some(false),
+                    };
+                    let Some(within) = verdict else {
+                        return Ok(None);
+                    };
+                    let State::AwaitBody(head) =
+                        std::mem::replace(&mut self.state, State::Body(tid))
+                    else {
+                        unreachable!("matched above")
+                    };
+                    if within {
+                        return Ok(Some(Event::Head(*head)));
+                    }
+                    self.state = State::Discard(tid);
+                    return Err(DecodeError::Rejected {
+                        violation: Violation::LimitExceeded(Limit::NonSendBody),
+                        context: Box::new(reject_context(&head)),
+                    });
+                }
+                State::Body(tid) => {
+                    let tid = *tid;
+                    return Ok(match self.scan(buf, &tid) {
+                        Scan::Found { at: 0, len, flag } => {
+                            buf.advance(len);
+                            self.state = State::Head {
+                                scanned: 0,
+                                lines: 0,
+                            };
+                            Some(Event::End(flag))
+                        }
+                        Scan::Found { at, .. } | Scan::NeedMore { safe: at } if at > 0 => {
+                            Some(Event::Body(buf.split_to(at).freeze()))
+                        }
+                        _ => None,
+                    });
+                }
+                State::End { flag, len } => {
+                    let flag = *flag;
+                    buf.advance(*len);
+                    self.state = State::Head {
+                        scanned: 0,
+                        lines: 0,
+                    };
+                    return Ok(Some(Event::End(flag)));
+                }
+                State::Discard(tid) => {
+                    let tid = *tid;
+                    match self.scan(buf, &tid) {
+                        Scan::Found { at, len, .. } => {
+                            buf.advance(at + len);
+                            self.state = State::Head {
+                                scanned: 0,
+                                lines: 0,
+                            };
+                        }
+                        Scan::NeedMore { safe } => {
+                            buf.advance(safe);
+                            return Ok(None);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Look for `CRLF "-------" tid flag CRLF` in `buf`.
+    fn scan(&self, buf: &[u8], tid: &TransactionId) -> Scan {
+        let tid = tid.as_bytes();
+        let len = DELIM.len() + tid.len() + 3;
+        let mut from = 0;
+        while let Some(rel) = self.delim.find(&buf[from..]) {
+            let at = from + rel;
+            let tid_at = at + DELIM.len();
+            let have = buf.len().min(tid_at + tid.len());
+            if buf[tid_at..have] != tid[..have - tid_at] {
+                from = at + 1;
+                continue;
+            }
+            if buf.len() < at + len {
+                return Scan::NeedMore { safe: at };
+            }
+            if let Some(flag) = Flag::from_byte(buf[tid_at + tid.len()]) {
+                if &buf[at + len - 2..at + len] == b"\r\n" {
+                    return Scan::Found { at, len, flag };
+                }
+            }
+            from = at + 1;
+        }
+        Scan::NeedMore {
+            safe: buf.len().saturating_sub(HOLD),
+        }
+    }
+
+    fn fail(&mut self, violation: Violation) -> DecodeError {
+        self.state = State::Failed(violation);
+        DecodeError::Fatal { violation }
+    }
+
+    /// Turn a head failure into the error, skipping the rest of the message when possible.
+    fn reject(&mut self, f: HeadFailure, skip: bool) -> DecodeError {
+        match f.context {
+            Some(context) => {
+                self.state = if skip {
+                    State::Discard(context.tid)
+                } else {
+                    State::Head {
+                        scanned: 0,
+                        lines: 0,
+                    }
+                };
+                DecodeError::Rejected {
+                    violation: f.violation,
+                    context,
+                }
+            }
+            None => self.fail(f.violation),
+        }
+    }
+
+    /// A limit broke before the head was complete: answer if the first three lines are
+    /// readable, then skip to the message's end-line.
+    fn head_limit(
+        &mut self,
+        buf: &mut BytesMut,
+        limit: Limit,
+        complete_lines: usize,
+    ) -> DecodeError {
+        let violation = Violation::LimitExceeded(limit);
+        if complete_lines >= 3 {
+            let end = nth_line_end(buf, 3);
+            let first_three = Bytes::copy_from_slice(&buf[..end]);
+            let context = match Head::parse_inner(first_three, false, &self.limits) {
+                Ok(head) => Some(Box::new(reject_context(&head))),
+                Err(f) => f.context,
+            };
+            if let Some(context) = context {
+                // Drop the lines read so far but the last CRLF: a bodiless end-line right
+                // after them still matches `CRLF "-------" tid`.
+                buf.advance(end - 2);
+                self.state = State::Discard(context.tid);
+                return DecodeError::Rejected { violation, context };
+            }
+        }
+        self.fail(violation)
+    }
+
+    fn decode_head(&mut self, buf: &mut BytesMut) -> Result<Option<Event>, DecodeError> {
+        let State::Head { scanned, lines } = self.state else {
+            unreachable!("called in the Head state")
+        };
+        let (mut at, mut lines) = (scanned, lines);
+        let (max_start_line, max_header_line, max_headers, max_head_size) = (
+            self.limits.max_start_line,
+            self.limits.max_header_line,
+            self.limits.max_headers,
+            self.limits.max_head_size,
+        );
+        loop {
+            let line_limit = if lines == 0 {
+                max_start_line
+            } else {
+                max_header_line
+            };
+            // Find the CRLF that ends this line; a bare LF is part of the line (and makes it
+            // invalid when the line is parsed).
+            let mut search = at;
+            let eol = loop {
+                match memchr::memchr(b'\n', &buf[search..]) {
+                    Some(rel) if search + rel > at && buf[search + rel - 1] == b'\r' => {
+                        break Some(search + rel - 1)
+                    }
+                    Some(rel) => search += rel + 1,
+                    None => break None,
+                }
+            };
+            let Some(eol) = eol else {
+                // Incomplete line: bound what we are willing to buffer.
+                let partial = buf.len() - at;
+                if partial > line_limit + 1 {
+                    let limit = if lines == 0 {
+                        Limit::StartLine
+                    } else {
+                        Limit::HeaderLine
+                    };
+                    return Err(self.head_limit(buf, limit, lines));
+                }
+                if buf.len() > max_head_size + 2 {
+                    return Err(self.head_limit(buf, Limit::HeadSize, lines));
+                }
+                self.state = State::Head { scanned: at, lines };
+                return Ok(None);
+            };
+            let line = &buf[at..eol];
+            if line.len() > line_limit {
+                let limit = if lines == 0 {
+                    Limit::StartLine
+                } else {
+                    Limit::HeaderLine
+                };
+                return Err(self.head_limit(buf, limit, lines));
+            }
+            if lines > 0 && line.is_empty() {
+                // Blank line: the head ends and a body follows (G7).
+                let raw = buf.split_to(at).freeze();
+                return match Head::parse_inner(raw, true, &self.limits) {
+                    Ok(head) => {
+                        buf.advance(2);
+                        let tid = *head.tid();
+                        if head.method() == Some(&Method::Send) {
+                            self.state = State::Body(tid);
+                            return Ok(Some(Event::Head(head)));
+                        }
+                        // Other requests: the whole body must be here first (§7.1).
+                        self.state = State::AwaitBody(Box::new(head));
+                        self.decode(buf)
+                    }
+                    // The blank line's CRLF stays in the buffer, so that skipping to the
+                    // end-line also finds it right after an empty body.
+                    Err(f) => Err(self.reject(f, true)),
+                };
+            }
+            if lines > 0 && line.starts_with(b"-------") {
+                // A bodiless message's end-line (RFC 4975 §7.1).
+                let end_len = eol + 2 - at;
+                let end_line = Bytes::copy_from_slice(&buf[at..eol]);
+                let raw = buf.split_to(at).freeze();
+                return match Head::parse_inner(raw, false, &self.limits) {
+                    Ok(head) => {
+                        let body = &end_line[7..];
+                        let tid = head.tid().as_bytes();
+                        let flag = (body.len() == tid.len() + 1 && &body[..tid.len()] == tid)
+                            .then(|| Flag::from_byte(body[tid.len()]))
+                            .flatten();
+                        match flag {
+                            Some(flag) => {
+                                self.state = State::End { flag, len: end_len };
+                                Ok(Some(Event::Head(head)))
+                            }
+                            None => {
+                                buf.advance(end_len);
+                                self.state = State::Head {
+                                    scanned: 0,
+                                    lines: 0,
+                                };
+                                Err(DecodeError::Rejected {
+                                    violation: Violation::EndLine,
+                                    context: Box::new(reject_context(&head)),
+                                })
+                            }
+                        }
+                    }
+                    Err(f) => {
+                        buf.advance(end_len);
+                        Err(self.reject(f, false))
+                    }
+                };
+            }
+            lines += 1;
+            at = eol + 2;
+            if lines > max_headers + 1 {
+                return Err(self.head_limit(buf, Limit::HeaderCount, lines));
+            }
+            if at > max_head_size {
+                return Err(self.head_limit(buf, Limit::HeadSize, lines));
+            }
+        }
+    }
+}
+
+fn reject_context(head: &Head) -> RejectContext {
+    RejectContext {
+        tid: *head.tid(),
+        method: head.method().cloned(),
+        to_path: head.to_path().to_vec(),
+        from_path: head.from_path().to_vec(),
+    }
+}
+
+/// The offset just past the CRLF of the `n`th line.
+fn nth_line_end(buf: &[u8], n: usize) -> usize {
+    let mut at = 0;
+    for _ in 0..n {
+        match memchr::memmem::find(&buf[at..], b"\r\n") {
+            Some(rel) => at += rel + 2,
+            None => return buf.len(),
+        }
+    }
+    at
+}

@@ -1,0 +1,176 @@
+//! Writing heads and end-lines.
+//!
+//! A frame on the wire is `head [CRLF body CRLF] end-line` (RFC 4975 §7.1). The encoder writes
+//! the head (with the blank line when a body follows) and the end-line (with the CRLF that
+//! precedes it after a body) into buffers of their own, so that a writer can send
+//! `head, body pieces, end-line` with one vectored write and never copy a body.
+
+use bytes::{BufMut, BytesMut};
+
+use crate::decoder::Flag;
+use crate::head::{fmt_u64, itoa_buf, ByteRange, Head, Method, StartLine, TransactionId};
+use crate::uri::MsrpUri;
+use crate::HeaderName;
+
+/// Builds a head field by field. Header names are written in their canonical case with
+/// exactly one SP after the colon (G1, G6).
+pub struct HeadWriter<'a> {
+    buf: &'a mut BytesMut,
+}
+
+impl<'a> HeadWriter<'a> {
+    /// `MSRP SP transact-id SP method CRLF` (RFC 4975 §9 `req-start`).
+    pub fn request(buf: &'a mut BytesMut, tid: &TransactionId, method: &Method) -> Self {
+        buf.reserve(256);
+        buf.put_slice(b"MSRP ");
+        buf.put_slice(tid.as_bytes());
+        buf.put_u8(b' ');
+        buf.put_slice(method.as_str().as_bytes());
+        buf.put_slice(b"\r\n");
+        HeadWriter { buf }
+    }
+
+    /// `MSRP SP transact-id SP status-code [SP comment] CRLF` (RFC 4975 §9 `resp-start`).
+    pub fn response(buf: &'a mut BytesMut, tid: &TransactionId, code: u16, comment: &[u8]) -> Self {
+        buf.reserve(256);
+        buf.put_slice(b"MSRP ");
+        buf.put_slice(tid.as_bytes());
+        buf.put_u8(b' ');
+        let mut n = itoa_buf();
+        buf.put_slice(fmt_u64(u64::from(code), &mut n));
+        if !comment.is_empty() {
+            buf.put_u8(b' ');
+            buf.put_slice(comment);
+        }
+        buf.put_slice(b"\r\n");
+        HeadWriter { buf }
+    }
+
+    /// A path header: URIs separated by single spaces, each byte-identical to its source.
+    pub fn path<'u>(
+        &mut self,
+        name: HeaderName,
+        uris: impl IntoIterator<Item = &'u MsrpUri>,
+    ) -> &mut Self {
+        self.buf.put_slice(name.as_str().as_bytes());
+        self.buf.put_u8(b':');
+        for u in uris {
+            self.buf.put_u8(b' ');
+            self.buf.put_slice(u.as_bytes());
+        }
+        self.buf.put_slice(b"\r\n");
+        self
+    }
+
+    pub fn header(&mut self, name: &str, value: &[u8]) -> &mut Self {
+        self.buf.put_slice(name.as_bytes());
+        self.buf.put_slice(b": ");
+        self.buf.put_slice(value);
+        self.buf.put_slice(b"\r\n");
+        self
+    }
+
+    pub fn number(&mut self, name: &str, value: u64) -> &mut Self {
+        let mut n = itoa_buf();
+        let digits = fmt_u64(value, &mut n);
+        self.header(name, digits)
+    }
+
+    pub fn byte_range(&mut self, r: ByteRange) -> &mut Self {
+        self.buf.put_slice(b"Byte-Range: ");
+        r.write(&mut *self.buf);
+        self.buf.put_slice(b"\r\n");
+        self
+    }
+
+    /// `Status: 000 code [comment]` for a REPORT (RFC 4975 §7.1.2).
+    pub fn status(&mut self, code: u16, comment: &str) -> &mut Self {
+        self.buf.put_slice(b"Status: 000 ");
+        let mut n = itoa_buf();
+        let digits = fmt_u64(u64::from(code), &mut n);
+        // Status codes are three digits (RFC 4975 §9).
+        for _ in digits.len()..3 {
+            self.buf.put_u8(b'0');
+        }
+        self.buf.put_slice(digits);
+        if !comment.is_empty() {
+            self.buf.put_u8(b' ');
+            self.buf.put_slice(comment.as_bytes());
+        }
+        self.buf.put_slice(b"\r\n");
+        self
+    }
+
+    /// Raw header lines, each already ending in CRLF.
+    pub fn raw_lines(&mut self, lines: &[u8]) -> &mut Self {
+        self.buf.put_slice(lines);
+        self
+    }
+
+    /// Finish the head; with a body, write the blank line that separates them.
+    pub fn finish(&mut self, has_body: bool) {
+        if has_body {
+            self.buf.put_slice(b"\r\n");
+        }
+    }
+}
+
+/// Write the end-line `"-------" transact-id flag CRLF` (RFC 4975 §7.1), preceded by the CRLF
+/// that closes a body when there was one.
+pub fn write_end_line(buf: &mut BytesMut, tid: &TransactionId, flag: Flag, after_body: bool) {
+    buf.reserve(48);
+    if after_body {
+        buf.put_slice(b"\r\n");
+    }
+    buf.put_slice(b"-------");
+    buf.put_slice(tid.as_bytes());
+    buf.put_u8(flag.as_byte());
+    buf.put_slice(b"\r\n");
+}
+
+/// Rewrite a received head for the next hop (RFC 4976 §6.4.1, §6.4.2, §6.4.3): a new
+/// transaction id, the first `pop` To-Path URIs (ours) moved to the front of From-Path in
+/// reverse order, and every other header line copied byte-identical. With `byte_range`, the
+/// Byte-Range line is replaced (or added right after From-Path, keeping Content-Type last) for
+/// a re-chunked piece. The blank line is written when the head has a body.
+///
+/// `pop` must leave at least one To-Path URI; it is clamped so that one always remains.
+pub fn write_forward_head(
+    buf: &mut BytesMut,
+    head: &Head,
+    tid: &TransactionId,
+    pop: usize,
+    byte_range: Option<ByteRange>,
+) {
+    let to = head.to_path();
+    let pop = pop.min(to.len().saturating_sub(1));
+    buf.reserve(head.raw().len() + 64);
+    let mut w = match head.start_line() {
+        StartLine::Request { method, .. } => HeadWriter::request(buf, tid, method),
+        StartLine::Response { code, comment, .. } => HeadWriter::response(buf, tid, *code, comment),
+    };
+    w.path(HeaderName::ToPath, &to[pop..]);
+    w.path(
+        HeaderName::FromPath,
+        to[..pop].iter().rev().chain(head.from_path()),
+    );
+    match byte_range {
+        None => {
+            w.raw_lines(head.rest());
+        }
+        Some(range) => {
+            if head.byte_range().is_none() {
+                w.byte_range(range);
+            }
+            for h in head.headers() {
+                if h.name == HeaderName::ByteRange {
+                    w.byte_range(range);
+                } else {
+                    w.raw_lines(head.line(h));
+                    w.raw_lines(b"\r\n");
+                }
+            }
+        }
+    }
+    w.finish(head.has_body());
+}
