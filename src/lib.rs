@@ -1,3 +1,4 @@
 //! msrp-relay: an MSRP relay daemon (RFC 4975, RFC 4976) around the sans-IO `msrp_proto` crate.
 
 pub mod config;
+pub mod credentials;
