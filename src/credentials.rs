@@ -177,6 +177,12 @@ impl UsersFile {
         self.by_realm.get(realm)?.get(user)
     }
 
+    /// Number of users in `realm`; zero means nobody can authenticate with this relay's realm,
+    /// usually a realm mismatch between the file and `auth.realm`.
+    pub fn users_in_realm(&self, realm: &str) -> usize {
+        self.by_realm.get(realm).map_or(0, HashMap::len)
+    }
+
     /// Number of (user, realm) entries.
     pub fn len(&self) -> usize {
         self.len
@@ -228,6 +234,8 @@ mod tests {
         assert!(users.lookup("alice", "intra.example.com").is_none());
         assert!(users.lookup("Alice", "other.example").is_none());
         assert!(users.lookup("carol", "intra.example.com").is_none());
+        assert_eq!(users.users_in_realm("intra.example.com"), 2);
+        assert_eq!(users.users_in_realm("nowhere.example"), 0);
     }
 
     #[test]
