@@ -1,1 +1,7 @@
 //! msrp-relay: an MSRP relay daemon (RFC 4975, RFC 4976) around the sans-IO `msrp_proto` crate.
+
+pub mod cli;
+pub mod config;
+pub mod credentials;
+pub mod logging;
+pub mod tls;
