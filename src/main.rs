@@ -113,9 +113,101 @@ fn check_referenced_files(settings: &Settings) -> anyhow::Result<Option<usize>> 
     Ok(users_in_realm)
 }
 
-/// Runs the relay. Placeholder until the relay core is wired in.
+/// Runs the relay until SIGTERM or SIGINT.
 fn serve(settings: Settings) -> ExitCode {
-    tracing::info!(config = %settings.summary(), "configuration loaded");
-    eprintln!("msrp-relay: serving is not wired yet");
-    ExitCode::FAILURE
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("msrp-relay: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        match run(settings).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("{e:#}");
+                eprintln!("msrp-relay: {e:#}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// A random password for the development user: 20 alphanumerics.
+fn dev_password() -> String {
+    use rand::Rng as _;
+    rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(20)
+        .map(char::from)
+        .collect()
+}
+
+async fn run(settings: Settings) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let realm = settings.realm().to_owned();
+    let mut development = Vec::new();
+    let users = match &settings.auth.users_file {
+        Some(path) => UsersFile::load(path)?,
+        None => {
+            let password = dev_password();
+            // Printed once, on stderr, so a newcomer can AUTH right away.
+            eprintln!(
+                "msrp-relay: DEVELOPMENT SETUP: user \"dev\" with password \"{password}\" (realm \"{realm}\"); set auth.users_file for production"
+            );
+            development.push("a generated development user (auth.users_file is not set)");
+            UsersFile::single("dev", &realm, &password)
+        }
+    };
+    let tls = match settings.tls_identity() {
+        TlsIdentitySource::NotNeeded => None,
+        TlsIdentitySource::SelfSigned => {
+            development
+                .push("a self-signed certificate generated at start (tls.certificate is not set)");
+            let (chain, key) = tls::self_signed(&settings.relay.hostname)?;
+            Some(tls::server_config(chain, key, settings.tls.ca.as_deref())?)
+        }
+        TlsIdentitySource::Files {
+            certificate,
+            private_key,
+        } => {
+            let (chain, key) = tls::load_certified_key(certificate, private_key)?;
+            Some(tls::server_config(chain, key, settings.tls.ca.as_deref())?)
+        }
+    };
+    if !development.is_empty() {
+        tracing::warn!(
+            "DEVELOPMENT SETUP, NOT FOR PRODUCTION: this relay runs with {}",
+            development.join(" and ")
+        );
+    }
+    let grace = settings.shutdown_grace();
+    let relay = msrp_relay::relay::Relay::bind(settings, users, tls)
+        .await
+        .context("cannot start the relay")?;
+    let handle = relay.start();
+    wait_for_signal().await?;
+    tracing::info!("shutting down (grace {grace:?})");
+    if tokio::time::timeout(grace, handle.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("grace period over; exiting with connections still open");
+    }
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+    Ok(())
 }

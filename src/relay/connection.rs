@@ -1,0 +1,902 @@
+//! The per-connection actor: a reader loop and a writer task (RFC 4975 §5, RFC 4976 §6).
+//!
+//! The reader owns the socket's read half and the decoder. It decides what each request is
+//! (AUTH for us, something to forward, something to refuse), streams bodies toward the next
+//! hop as bounded pieces, answers hop-by-hop, and matches responses to the transactions the
+//! relay started on this connection.
+//!
+//! The writer owns the write half and drains two bounded queues of whole frames with
+//! vectored writes: control (responses, REPORTs and other small requests) before data (SEND
+//! pieces), so that responses and REPORTs get in between the pieces of a long transfer
+//! (RFC 4975 §7.1.1). Writers never wait on anything but their own socket, so two readers
+//! pushing into each other's queues cannot deadlock; a full queue makes the producing reader
+//! wait, and TCP pushes back on its sender.
+
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use msrp_proto::encoder::{write_end_line, write_forward_head};
+use msrp_proto::{
+    ByteRange, DecodeError, Decoder, Event, FailureReport, Flag, Head, Method, Scheme, Status,
+};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, Notify};
+use tokio::time::Instant;
+use tokio_rustls::TlsStream;
+use tokio_util::sync::CancellationToken;
+
+use super::auth::{self, AuthOutcome, AuthState};
+use super::forward::{self, Decision};
+use super::report;
+use super::transaction::{new_tid, tid_in_body, Pending, ReportTarget, Transactions};
+use super::Shared;
+
+/// A whole MSRP message ready for the wire: written as `head, body..., end` in one vectored
+/// write, so a body is never copied.
+pub struct Frame {
+    pub head: Bytes,
+    pub body: Vec<Bytes>,
+    pub end: Bytes,
+    /// The transaction whose timer starts when this frame's last byte is written.
+    pub track: Option<msrp_proto::TransactionId>,
+}
+
+impl Frame {
+    /// A frame already encoded in one buffer.
+    pub fn whole(bytes: Bytes) -> Frame {
+        Frame {
+            head: bytes,
+            body: Vec::new(),
+            end: Bytes::new(),
+            track: None,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.head.len() + self.body.iter().map(Bytes::len).sum::<usize>() + self.end.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What the local end of a connection is: the scheme and port that our URIs on it carry.
+#[derive(Debug, Clone, Copy)]
+pub struct LocalEnd {
+    pub scheme: Scheme,
+    pub port: u16,
+    /// TLS (AUTH is only accepted over TLS, RFC 4976 §9.2).
+    pub secure: bool,
+}
+
+/// The connection is closed.
+#[derive(Debug, Clone, Copy)]
+pub struct Closed;
+
+/// The shared face of a connection: its queues, its transactions, and its lifetime.
+pub struct ConnHandle {
+    pub id: u64,
+    pub peer: SocketAddr,
+    pub local: LocalEnd,
+    ctrl: mpsc::Sender<Frame>,
+    data: mpsc::Sender<Frame>,
+    closed: CancellationToken,
+    txns: Mutex<Transactions>,
+    txn_wake: Notify,
+    tokens: Mutex<Vec<String>>,
+    /// How long a queue may stay full before the connection is considered stuck.
+    stall: Duration,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these short locks cannot leave the data inconsistent in a
+    // way that matters more than losing the connection; keep going.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl ConnHandle {
+    pub fn is_closed(&self) -> bool {
+        self.closed.is_cancelled()
+    }
+
+    pub fn close(&self) {
+        self.closed.cancel();
+    }
+
+    pub fn closed(&self) -> &CancellationToken {
+        &self.closed
+    }
+
+    pub(super) fn own_token(&self, token: &str) {
+        lock(&self.tokens).push(token.to_owned());
+    }
+
+    pub fn transactions(&self) -> MutexGuard<'_, Transactions> {
+        lock(&self.txns)
+    }
+
+    async fn send(&self, queue: &mpsc::Sender<Frame>, frame: Frame) -> Result<(), Closed> {
+        if self.is_closed() {
+            return Err(Closed);
+        }
+        match tokio::time::timeout(self.stall, queue.send(frame)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Closed),
+            Err(_) => {
+                tracing::warn!(peer = %self.peer, conn = self.id, "write queue full for {:?}; closing the stuck connection", self.stall);
+                self.close();
+                Err(Closed)
+            }
+        }
+    }
+
+    /// Queue a response, REPORT or other small request (served before data).
+    pub async fn send_ctrl(&self, frame: Frame) -> Result<(), Closed> {
+        self.send(&self.ctrl, frame).await
+    }
+
+    /// Queue a SEND piece.
+    pub async fn send_data(&self, frame: Frame) -> Result<(), Closed> {
+        self.send(&self.data, frame).await
+    }
+}
+
+/// A connected socket, plain or TLS.
+pub enum Stream {
+    Tcp(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+enum ReadHalf {
+    Tcp(OwnedReadHalf),
+    Tls(tokio::io::ReadHalf<TlsStream<TcpStream>>),
+}
+
+enum WriteHalf {
+    Tcp(OwnedWriteHalf),
+    Tls(tokio::io::WriteHalf<TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    fn split(self) -> (ReadHalf, WriteHalf) {
+        match self {
+            Stream::Tcp(s) => {
+                let (r, w) = s.into_split();
+                (ReadHalf::Tcp(r), WriteHalf::Tcp(w))
+            }
+            Stream::Tls(s) => {
+                let (r, w) = tokio::io::split(*s);
+                (ReadHalf::Tls(r), WriteHalf::Tls(w))
+            }
+        }
+    }
+}
+
+impl ReadHalf {
+    /// Wait until the socket has data, without a buffer: an idle plain-TCP connection holds no
+    /// read buffer at all (TLS keeps its own).
+    async fn ready(&self) -> io::Result<()> {
+        match self {
+            ReadHalf::Tcp(r) => r.readable().await,
+            ReadHalf::Tls(_) => Ok(()),
+        }
+    }
+}
+
+impl AsyncRead for ReadHalf {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ReadHalf::Tcp(r) => Pin::new(r).poll_read(cx, buf),
+            ReadHalf::Tls(r) => Pin::new(r).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for WriteHalf {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            WriteHalf::Tcp(w) => Pin::new(w).poll_write(cx, buf),
+            WriteHalf::Tls(w) => Pin::new(w).poll_write(cx, buf),
+        }
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            WriteHalf::Tcp(w) => Pin::new(w).poll_write_vectored(cx, bufs),
+            WriteHalf::Tls(w) => Pin::new(w).poll_write_vectored(cx, bufs),
+        }
+    }
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            WriteHalf::Tcp(w) => Pin::new(w).poll_flush(cx),
+            WriteHalf::Tls(w) => Pin::new(w).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            WriteHalf::Tcp(w) => Pin::new(w).poll_shutdown(cx),
+            WriteHalf::Tls(w) => Pin::new(w).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Frames written per vectored write at most.
+const MAX_BATCH: usize = 64;
+/// Capacity of the control queue (responses and REPORTs are small).
+const CTRL_QUEUE: usize = 1024;
+/// How long a closing connection may spend writing what was already queued.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+/// First read buffer of a connection; it doubles while reads fill it.
+const MIN_READ: usize = 4096;
+
+/// Start the actor for an established connection.
+pub fn spawn(
+    stream: Stream,
+    peer: SocketAddr,
+    local: LocalEnd,
+    shared: Arc<Shared>,
+) -> Arc<ConnHandle> {
+    let settings = shared.settings();
+    let (ctrl_tx, ctrl_rx) = mpsc::channel(CTRL_QUEUE);
+    let (data_tx, data_rx) = mpsc::channel(settings.limits.write_queue_frames.max(1));
+    let stall = settings.limits.transaction_timeout();
+    let handle = Arc::new(ConnHandle {
+        id: shared.next_conn_id(),
+        peer,
+        local,
+        ctrl: ctrl_tx,
+        data: data_tx,
+        closed: shared.shutdown.child_token(),
+        txns: Mutex::new(Transactions::default()),
+        txn_wake: Notify::new(),
+        tokens: Mutex::new(Vec::new()),
+        stall,
+    });
+    let (rd, wr) = stream.split();
+    let writer = shared.tasks.spawn(write_loop(
+        wr,
+        ctrl_rx,
+        data_rx,
+        handle.clone(),
+        settings.limits.transaction_timeout(),
+    ));
+    let reader = Reader {
+        handle: handle.clone(),
+        decoder: Decoder::new(shared.decoder_limits()),
+        shared: shared.clone(),
+        rd,
+        buf: BytesMut::new(),
+        read_size: MIN_READ,
+        current: Current::Idle,
+        auth: AuthState::default(),
+        trusted: false,
+        failures: 0,
+    };
+    shared.tasks.spawn(reader.run(writer));
+    tracing::debug!(peer = %peer, conn = handle.id, "connection open");
+    handle
+}
+
+async fn write_loop(
+    mut wr: WriteHalf,
+    mut ctrl: mpsc::Receiver<Frame>,
+    mut data: mpsc::Receiver<Frame>,
+    handle: Arc<ConnHandle>,
+    txn_timeout: Duration,
+) {
+    let mut batch: Vec<Frame> = Vec::with_capacity(MAX_BATCH);
+    loop {
+        let first = tokio::select! {
+            biased;
+            _ = handle.closed.cancelled() => None,
+            f = ctrl.recv() => f,
+            f = data.recv() => f,
+        };
+        let Some(first) = first else { break };
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            if let Ok(f) = ctrl.try_recv() {
+                batch.push(f);
+            } else if let Ok(f) = data.try_recv() {
+                batch.push(f);
+            } else {
+                break;
+            }
+        }
+        if let Err(e) = write_batch(&mut wr, &batch, handle.stall).await {
+            tracing::debug!(peer = %handle.peer, conn = handle.id, error = %e, "write failed");
+            break;
+        }
+        // The timers of the requests just written start now (RFC 4976 §6.4.1).
+        let deadline = Instant::now().into_std() + txn_timeout;
+        let mut wake = false;
+        {
+            let mut txns = handle.transactions();
+            for f in &batch {
+                if let Some(tid) = &f.track {
+                    wake |= txns.written(tid, deadline);
+                }
+            }
+        }
+        if wake {
+            handle.txn_wake.notify_one();
+        }
+        batch.clear();
+        if ctrl.is_empty() && data.is_empty() {
+            if let Err(e) = wr.flush().await {
+                tracing::debug!(peer = %handle.peer, conn = handle.id, error = %e, "flush failed");
+                break;
+            }
+        }
+    }
+    handle.close();
+    // Whatever was queued before the close (a last response, a 403 before closing) still
+    // goes out, within a bounded time.
+    let drain = async {
+        let mut rest: Vec<Frame> = Vec::new();
+        while let Ok(f) = ctrl.try_recv() {
+            rest.push(f);
+        }
+        while let Ok(f) = data.try_recv() {
+            rest.push(f);
+        }
+        for batch in rest.chunks(MAX_BATCH) {
+            if write_batch(&mut wr, batch, DRAIN_TIMEOUT).await.is_err() {
+                return;
+            }
+        }
+        let _ = wr.shutdown().await;
+    };
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain).await;
+}
+
+async fn write_batch(wr: &mut WriteHalf, batch: &[Frame], stall: Duration) -> io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(batch.len() * 3);
+    for f in batch {
+        for part in std::iter::once(&f.head)
+            .chain(&f.body)
+            .chain(std::iter::once(&f.end))
+        {
+            if !part.is_empty() {
+                slices.push(IoSlice::new(part));
+            }
+        }
+    }
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        let n = match tokio::time::timeout(stall, wr.write_vectored(rest)).await {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "peer stopped reading",
+                ))
+            }
+        };
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut rest, n);
+    }
+    Ok(())
+}
+
+/// A request being forwarded: its head, where it goes, and the piece being gathered.
+struct Forwarding {
+    head: Head,
+    target: Arc<ConnHandle>,
+    pop: usize,
+    is_send: bool,
+    /// Byte-Range of the received chunk: position of its first byte, and the total.
+    range_start: u64,
+    total: Option<u64>,
+    /// Body bytes of this chunk already forwarded.
+    offset: u64,
+    pieces: u32,
+    acc: Vec<Bytes>,
+    acc_len: usize,
+    report: Option<Arc<ReportTarget>>,
+    /// Forwarding stopped: the status to answer with at the end-line.
+    failed: Option<Status>,
+}
+
+enum Current {
+    Idle,
+    /// A message whose body is ignored (refused, answered, or a response).
+    Skip,
+    Forward(Box<Forwarding>),
+}
+
+struct Reader {
+    handle: Arc<ConnHandle>,
+    shared: Arc<Shared>,
+    decoder: Decoder,
+    rd: ReadHalf,
+    buf: BytesMut,
+    read_size: usize,
+    current: Current,
+    auth: AuthState,
+    /// A request succeeded on this connection: probation is over (RFC 4976 §6.1).
+    trusted: bool,
+    /// Refused requests while on probation.
+    failures: u32,
+}
+
+/// Why the reader stops.
+enum Stop {
+    Eof,
+    Close(&'static str),
+}
+
+impl Reader {
+    fn trusted(&self) -> bool {
+        self.trusted
+    }
+
+    fn trust(&mut self) {
+        self.trusted = true;
+    }
+
+    async fn run(mut self, writer: tokio::task::JoinHandle<()>) {
+        let probation = Instant::now() + self.shared.settings().limits.probation();
+        let handle = self.handle.clone();
+        let stop = loop {
+            let next_timer = handle.transactions().next_deadline().map(Instant::from_std);
+            let on_probation = !self.trusted();
+            let result = tokio::select! {
+                biased;
+                _ = handle.closed.cancelled() => Err(Stop::Close("closed")),
+                _ = tokio::time::sleep_until(probation), if on_probation => {
+                    Err(Stop::Close("no successful request during probation (RFC 4976 §6.1)"))
+                }
+                _ = tokio::time::sleep_until(next_timer.unwrap_or(probation)), if next_timer.is_some() => {
+                    self.expire_transactions().await;
+                    Ok(())
+                }
+                _ = handle.txn_wake.notified() => Ok(()),
+                r = self.fill() => match r {
+                    Ok(0) => Err(Stop::Eof),
+                    Ok(_) => self.process().await,
+                    Err(e) => {
+                        tracing::debug!(peer = %handle.peer, conn = handle.id, error = %e, "read failed");
+                        Err(Stop::Eof)
+                    }
+                },
+            };
+            if let Err(stop) = result {
+                break stop;
+            }
+        };
+        if let Stop::Close(why) = stop {
+            if why != "closed" {
+                tracing::info!(peer = %handle.peer, conn = handle.id, "closing connection: {why}");
+            }
+        }
+        self.shutdown(writer).await;
+    }
+
+    /// Read more input. An empty buffer is released first, so idle connections hold none.
+    async fn fill(&mut self) -> io::Result<usize> {
+        if self.buf.is_empty() {
+            if self.buf.capacity() > MIN_READ {
+                self.buf = BytesMut::new();
+                self.read_size = MIN_READ;
+            }
+            self.rd.ready().await?;
+        }
+        if self.buf.capacity() - self.buf.len() < self.read_size / 2 {
+            self.buf.reserve(self.read_size);
+        }
+        let room = self.buf.capacity() - self.buf.len();
+        let n = tokio::io::AsyncReadExt::read_buf(&mut self.rd, &mut self.buf).await?;
+        // Reads that fill the buffer ask for a bigger one next time (as hyper's adaptive
+        // read buffer does), up to the forwarding piece size.
+        if n == room && self.read_size < self.shared.settings().limits.chunk_size {
+            self.read_size *= 2;
+        }
+        Ok(n)
+    }
+
+    /// Decode and act on everything buffered.
+    async fn process(&mut self) -> Result<(), Stop> {
+        loop {
+            match self.decoder.decode(&mut self.buf) {
+                Ok(Some(Event::Head(head))) => self.on_head(head).await?,
+                Ok(Some(Event::Body(piece))) => self.on_body(piece).await,
+                Ok(Some(Event::End(flag))) => self.on_end(flag).await?,
+                Ok(None) => return Ok(()),
+                Err(e) => self.on_decode_error(e).await?,
+            }
+        }
+    }
+
+    async fn on_decode_error(&mut self, e: DecodeError) -> Result<(), Stop> {
+        let peer = self.handle.peer;
+        match &e {
+            DecodeError::Rejected { context, .. } => {
+                tracing::warn!(peer = %peer, conn = self.handle.id, tid = %context.tid, "rejected message: {e}");
+                // A 400 needs readable paths (RFC 4975 §10.2); never answer a REPORT or a
+                // response.
+                if forward::may_respond(context.method.as_ref(), FailureReport::Yes) {
+                    let status = match e.violation() {
+                        msrp_proto::Violation::LimitExceeded(msrp_proto::Limit::NonSendBody) => {
+                            Status::TOO_LARGE
+                        }
+                        _ => Status::BAD_REQUEST,
+                    };
+                    let frame = report::response(
+                        &context.tid,
+                        status,
+                        context.method.as_ref(),
+                        &context.from_path,
+                        &context.to_path[0],
+                        |_| {},
+                    );
+                    let _ = self.handle.send_ctrl(frame).await;
+                }
+                self.refused()
+            }
+            DecodeError::Fatal { .. } => {
+                tracing::warn!(peer = %peer, conn = self.handle.id, "unreadable message, dropping the connection: {e}");
+                Err(Stop::Close("unreadable input (RFC 4975 §10.2)"))
+            }
+        }
+    }
+
+    /// Count a refused request; too many while on probation close the connection
+    /// (RFC 4976 §6.1 SHOULD).
+    fn refused(&mut self) -> Result<(), Stop> {
+        self.failures += 1;
+        let max = self.shared.settings().auth.max_failures.max(1);
+        if !self.trusted() && self.failures >= max {
+            return Err(Stop::Close(
+                "repeated failed requests during probation (RFC 4976 §6.1)",
+            ));
+        }
+        Ok(())
+    }
+
+    async fn respond(&self, head: &Head, status: Status) {
+        let frame = report::response(
+            head.tid(),
+            status,
+            head.method(),
+            head.from_path(),
+            &head.to_path()[0],
+            |_| {},
+        );
+        let _ = self.handle.send_ctrl(frame).await;
+    }
+
+    async fn on_head(&mut self, head: Head) -> Result<(), Stop> {
+        self.current = Current::Skip;
+        if !head.is_request() {
+            self.on_response(&head).await;
+            return Ok(());
+        }
+        let decision = forward::decide(
+            &head,
+            &self.handle,
+            &self.shared.table,
+            &self.shared.settings().relay.hostname,
+            self.trusted(),
+        );
+        match decision {
+            Decision::AuthLocal => {
+                let (frame, outcome) =
+                    auth::handle(&head, &self.handle, &mut self.auth, &self.shared);
+                let _ = self.handle.send_ctrl(frame).await;
+                match outcome {
+                    AuthOutcome::Accepted => self.trust(),
+                    AuthOutcome::Refused if !self.handle.local.secure => {
+                        tracing::warn!(peer = %self.handle.peer, conn = self.handle.id, "AUTH refused: not over TLS (RFC 4976 §9.2)");
+                        return Err(Stop::Close("AUTH over plain TCP (RFC 4976 §9.2)"));
+                    }
+                    AuthOutcome::Rejected | AuthOutcome::Refused => {
+                        tracing::warn!(peer = %self.handle.peer, conn = self.handle.id, failures = self.auth.failures, "AUTH failed");
+                        if self.auth.failures >= self.shared.settings().auth.max_failures {
+                            return Err(Stop::Close(
+                                "too many failed AUTH attempts (RFC 4976 §6.3)",
+                            ));
+                        }
+                    }
+                    _ => {}
+                }
+                Ok(())
+            }
+            Decision::Reject {
+                status,
+                rule,
+                close,
+            } => {
+                tracing::warn!(peer = %self.handle.peer, conn = self.handle.id, tid = %head.tid(), method = %head.method().map(Method::as_str).unwrap_or(""), status = status.code(), "request refused: {rule}");
+                if forward::may_respond(head.method(), head.failure_report()) {
+                    self.respond(&head, status).await;
+                }
+                if close {
+                    return Err(Stop::Close(rule));
+                }
+                self.refused()
+            }
+            Decision::Outbound { next } => {
+                // Relay chains (outbound connections to other relays and endpoints) are not
+                // enabled in this build: say so instead of dropping silently.
+                tracing::warn!(peer = %self.handle.peer, conn = self.handle.id, next = %next, "request refused: next hop is not a client of this relay and outbound connections are not supported");
+                if forward::may_respond(head.method(), head.failure_report()) {
+                    self.respond(&head, Status::NO_SESSION).await;
+                }
+                self.refused()
+            }
+            Decision::Forward { target, pop } => {
+                self.trust();
+                self.start_forward(head, target, pop).await;
+                Ok(())
+            }
+        }
+    }
+
+    async fn start_forward(&mut self, head: Head, target: Arc<ConnHandle>, pop: usize) {
+        let is_send = head.method() == Some(&Method::Send);
+        let range = head.byte_range();
+        let range_start = range.map_or(1, |r| r.start);
+        let total = range.and_then(|r| r.total);
+        let max = self.shared.settings().limits.max_message_size;
+        // Message size policy at the ingress (RFC 4975 §10.5, checklist 88).
+        if is_send && (total.is_some_and(|t| t > max) || range_start - 1 > max) {
+            tracing::warn!(peer = %self.handle.peer, conn = self.handle.id, tid = %head.tid(), "SEND refused: message larger than limits.max_message_size ({max})");
+            if head.failure_report() != FailureReport::No {
+                self.respond(&head, Status::TOO_LARGE).await;
+            }
+            return;
+        }
+        let report = (is_send && head.failure_report() != FailureReport::No).then(|| {
+            Arc::new(ReportTarget {
+                conn: self.handle.clone(),
+                to_path: head.from_path().to_vec(),
+                from: head.to_path()[0].clone(),
+                message_id: head.message_id().map(Bytes::copy_from_slice),
+                mode: head.failure_report(),
+            })
+        });
+        self.current = Current::Forward(Box::new(Forwarding {
+            head,
+            target,
+            pop,
+            is_send,
+            range_start,
+            total,
+            offset: 0,
+            pieces: 0,
+            acc: Vec::new(),
+            acc_len: 0,
+            report,
+            failed: None,
+        }));
+    }
+
+    async fn on_body(&mut self, piece: Bytes) {
+        let Current::Forward(fwd) = &mut self.current else {
+            return;
+        };
+        if fwd.failed.is_some() {
+            return;
+        }
+        let settings = self.shared.settings();
+        if fwd.is_send {
+            let max = settings.limits.max_message_size;
+            let before = fwd.range_start - 1 + fwd.offset + fwd.acc_len as u64;
+            if before + piece.len() as u64 > max {
+                // Forward nothing beyond the limit; end the forwarded message with `#` so
+                // the receiver drops it, and answer 413 (RFC 4975 §10.5).
+                let allowed = (max - before) as usize;
+                fwd.acc_len += allowed;
+                fwd.acc.push(piece.slice(..allowed));
+                tracing::warn!(peer = %self.handle.peer, conn = self.handle.id, tid = %fwd.head.tid(), "SEND stopped at limits.max_message_size ({max}): forwarded as aborted");
+                flush(fwd, Flag::Abort).await;
+                fwd.failed = Some(Status::TOO_LARGE);
+                return;
+            }
+            // Re-chunking (RFC 4976 §3, §6.4.1): a long chunk leaves as bounded pieces.
+            if fwd.acc_len > 0 && fwd.acc_len + piece.len() > settings.limits.chunk_size {
+                flush(fwd, Flag::More).await;
+            }
+        }
+        fwd.acc_len += piece.len();
+        fwd.acc.push(piece);
+    }
+
+    async fn on_end(&mut self, flag: Flag) -> Result<(), Stop> {
+        let current = std::mem::replace(&mut self.current, Current::Idle);
+        let Current::Forward(mut fwd) = current else {
+            return Ok(());
+        };
+        if fwd.failed.is_none() {
+            flush(&mut fwd, flag).await;
+        }
+        // Hop-by-hop response to SEND (RFC 4976 §6.4.1; RFC 4975 §7.1.4): 200 for `yes`, an
+        // error for `yes` or `partial` when forwarding failed, nothing for `no`.
+        if fwd.is_send {
+            let answer = match (fwd.head.failure_report(), fwd.failed) {
+                (FailureReport::Yes, None) => Some(Status::OK),
+                (FailureReport::Yes | FailureReport::Partial, Some(status)) => Some(status),
+                _ => None,
+            };
+            if let Some(status) = answer {
+                self.respond(&fwd.head, status).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// A response to a request this relay sent on this connection (RFC 4976 §6.4.3).
+    async fn on_response(&mut self, head: &Head) {
+        let code = head.response_code().unwrap_or(0);
+        let pending = self.handle.transactions().complete(head.tid());
+        let Some(pending) = pending else {
+            tracing::debug!(peer = %self.handle.peer, conn = self.handle.id, tid = %head.tid(), "response matches no transaction; dropped (RFC 4976 §6.4.3)");
+            return;
+        };
+        match pending {
+            Pending::Send { report, range } => {
+                // A SEND response is never forwarded (RFC 4975 §7.2); a failure becomes a
+                // REPORT to the sender (RFC 4976 §6.4.3).
+                if code != 200 {
+                    let comment = std::str::from_utf8(match head.start_line() {
+                        msrp_proto::StartLine::Response { comment, .. } => comment,
+                        _ => &[],
+                    })
+                    .unwrap_or("");
+                    send_report(&report, range, Status(code), comment).await;
+                }
+            }
+        }
+    }
+
+    /// Transactions whose 30 s ran out without a response: REPORT 408 (RFC 4976 §6.4.1).
+    async fn expire_transactions(&mut self) {
+        let expired = self
+            .handle
+            .transactions()
+            .expired(std::time::Instant::now());
+        for p in expired {
+            let Pending::Send { report, range } = p;
+            tracing::info!(peer = %self.handle.peer, conn = self.handle.id, "next hop did not answer in time; REPORT 408 to the sender");
+            send_report(
+                &report,
+                range,
+                Status::TIMEOUT,
+                "no response from the next hop",
+            )
+            .await;
+        }
+    }
+
+    async fn shutdown(mut self, writer: tokio::task::JoinHandle<()>) {
+        self.handle.close();
+        // Once the writer is gone nothing more can be queued here, so the transactions
+        // drained below are all there will be.
+        let _ = writer.await;
+        for token in lock(&self.handle.tokens).drain(..) {
+            self.shared.table.remove(&token);
+        }
+        // A sender that vanished mid-chunk: end what was forwarded with `#` so the receiver
+        // drops the partial message (RFC 4975 §7.1.1).
+        if let Current::Forward(mut fwd) = std::mem::replace(&mut self.current, Current::Idle) {
+            if fwd.failed.is_none() && (fwd.pieces > 0 || fwd.acc_len > 0) {
+                fwd.report = None;
+                flush(&mut fwd, Flag::Abort).await;
+            }
+        }
+        // Every request still outstanding on this connection failed: tell the senders
+        // (checklist item 76), never silence.
+        let outstanding = self.handle.transactions().drain();
+        if !outstanding.is_empty() {
+            tracing::info!(peer = %self.handle.peer, conn = self.handle.id, count = outstanding.len(), "connection closed with outstanding transactions; sending REPORTs");
+        }
+        for p in outstanding {
+            let Pending::Send { report, range } = p;
+            send_report(
+                &report,
+                range,
+                Status::TIMEOUT,
+                "next hop connection closed",
+            )
+            .await;
+        }
+        tracing::debug!(peer = %self.handle.peer, conn = self.handle.id, "connection closed");
+    }
+}
+
+async fn send_report(target: &ReportTarget, range: ByteRange, status: Status, comment: &str) {
+    if let Some(frame) = report::failure_report(target, range, status, comment) {
+        if target.conn.send_ctrl(frame).await.is_err() {
+            tracing::info!(peer = %target.conn.peer, conn = target.conn.id, status = status.code(), "REPORT dropped: the sender's connection is gone");
+        }
+    }
+}
+
+/// Send the gathered piece to the next hop with `flag`: a fresh tid that does not occur in
+/// the body (RFC 4976 §6.4), the head rewritten (RFC 4976 §6.4.1), and the Byte-Range of the
+/// piece when the chunk leaves in more than one piece.
+async fn flush(fwd: &mut Forwarding, flag: Flag) {
+    let body = std::mem::take(&mut fwd.acc);
+    let len = std::mem::take(&mut fwd.acc_len) as u64;
+    let whole = fwd.pieces == 0 && flag != Flag::More;
+    let tid = loop {
+        let tid = new_tid();
+        if !tid_in_body(&tid, &body) && !fwd.target.transactions().contains(&tid) {
+            break tid;
+        }
+    };
+    // Positions count from 1; an empty piece ends one before it starts (RFC 4975 §7.1.1).
+    let start = fwd.range_start + fwd.offset;
+    let range = ByteRange {
+        start,
+        end: Some(start + len - 1),
+        total: fwd.total,
+    };
+    let mut buf = BytesMut::with_capacity(fwd.head.raw().len() + 128);
+    write_forward_head(
+        &mut buf,
+        &fwd.head,
+        &tid,
+        fwd.pop,
+        (!whole).then_some(range),
+    );
+    let head = buf.split().freeze();
+    write_end_line(&mut buf, &tid, flag, fwd.head.has_body());
+    let end = buf.freeze();
+    let track = fwd.report.as_ref().map(|report| {
+        fwd.target.transactions().insert(
+            tid,
+            Pending::Send {
+                report: report.clone(),
+                range,
+            },
+            report.mode == FailureReport::Yes,
+        );
+        tid
+    });
+    let frame = Frame {
+        head,
+        body,
+        end,
+        track,
+    };
+    let sent = if fwd.is_send {
+        fwd.target.send_data(frame).await
+    } else {
+        fwd.target.send_ctrl(frame).await
+    };
+    if sent.is_err() {
+        tracing::info!(peer = %fwd.target.peer, conn = fwd.target.id, "next hop connection is gone");
+        if let Some(tid) = track {
+            fwd.target.transactions().complete(&tid);
+        }
+        fwd.failed = Some(Status::NO_SESSION);
+    }
+    fwd.offset += len;
+    fwd.pieces += 1;
+}

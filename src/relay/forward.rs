@@ -1,0 +1,122 @@
+//! The routing decision for a request, as a function of the head, the connection it arrived
+//! on and the table (RFC 4976 §6.2–§6.4). It sends nothing: the caller acts on the
+//! [`Decision`], so every rule here is testable without a socket.
+
+use std::sync::Arc;
+
+use msrp_proto::{Head, Method, MsrpUri, Status};
+
+use super::connection::ConnHandle;
+use super::table::Table;
+
+/// What to do with a request.
+pub enum Decision {
+    /// An AUTH addressed to this relay itself (RFC 4976 §5.1).
+    AuthLocal,
+    /// Forward to `target`, moving the first `pop` To-Path URIs (ours) to From-Path
+    /// (RFC 4976 §6.4.1, §6.4.2). `pop` is 2 when both parties are clients of this relay and
+    /// the request crosses it twice (RFC 7977 §8.3.2).
+    Forward { target: Arc<ConnHandle>, pop: usize },
+    /// The next hop is not one of our clients: it must be reached over an outbound
+    /// connection to `next` (RFC 4976 §6.4.2).
+    Outbound { next: MsrpUri },
+    /// Refuse: answer `status` where a response is allowed, log `rule`, and close the
+    /// connection when `close` is set.
+    Reject {
+        status: Status,
+        rule: &'static str,
+        close: bool,
+    },
+}
+
+/// Is `uri` this relay's own address, as an AUTH names it (RFC 4976 §5.1, checklist 18): our
+/// host, no session-id, and no port or the port of the listener it came in on.
+pub fn addresses_relay(uri: &MsrpUri, hostname: &str, listener_port: u16) -> bool {
+    uri.session_id().is_none()
+        && uri.host_is(hostname)
+        && uri.port().is_none_or(|p| p == listener_port)
+}
+
+/// Decide what to do with a request that arrived on `conn`. `trusted` says whether the
+/// connection has already had a successful request (an AUTH, or a valid forward).
+pub fn decide(
+    head: &Head,
+    conn: &Arc<ConnHandle>,
+    table: &Table,
+    hostname: &str,
+    trusted: bool,
+) -> Decision {
+    let to = head.to_path();
+    let first = &to[0];
+    if head.method() == Some(&Method::Auth)
+        && to.len() == 1
+        && addresses_relay(first, hostname, conn.local.port)
+    {
+        return Decision::AuthLocal;
+    }
+    // The first To-Path URI must be one we issued and still valid (RFC 4976 §6.3, §6.4).
+    let Some(route) = table.lookup(first) else {
+        return Decision::Reject {
+            status: Status::NO_SESSION,
+            rule: "first To-Path URI is not a valid URI issued by this relay (RFC 4976 §6.3, §6.4)",
+            close: !trusted,
+        };
+    };
+    if to.len() < 2 {
+        return Decision::Reject {
+            status: Status::BAD_REQUEST,
+            rule: "To-Path ends at this relay: there is no next hop (RFC 4976 §6.4)",
+            close: false,
+        };
+    }
+    if !Arc::ptr_eq(&route.owner, conn) {
+        // Not from the owner: the next hop must be the owner itself, reached over its AUTH
+        // connection (RFC 4976 §6.4 condition 1, §6.3). Anything else is an open-relay attempt.
+        if to.len() != 2 {
+            return Decision::Reject {
+                status: Status::FORBIDDEN,
+                rule: "the URI's owner is neither the previous nor the next hop (RFC 4976 §6.4, open relay)",
+                close: !trusted,
+            };
+        }
+        return Decision::Forward {
+            target: route.owner,
+            pop: 1,
+        };
+    }
+    // From the owner (RFC 4976 §6.4 condition 2): any next hop.
+    let next = &to[1];
+    if let Some(next_route) = table.lookup(next) {
+        // The next hop is also us (both clients here): cross the relay once more, toward
+        // that URI's owner only (RFC 7977 §8.3.2, RFC 4976 §6.4).
+        if to.len() != 3 {
+            return Decision::Reject {
+                status: Status::FORBIDDEN,
+                rule: "the second URI of ours is not followed by its owner (RFC 4976 §6.4)",
+                close: false,
+            };
+        }
+        return Decision::Forward {
+            target: next_route.owner,
+            pop: 2,
+        };
+    }
+    if next.host_is(hostname) && next.session_id().is_some() {
+        return Decision::Reject {
+            status: Status::NO_SESSION,
+            rule: "next To-Path URI names this relay but is not a valid issued URI (RFC 4976 §6.3)",
+            close: false,
+        };
+    }
+    Decision::Outbound { next: next.clone() }
+}
+
+/// May the relay answer this request with an error? Never a REPORT (RFC 4975 §7.1.2), and
+/// never a SEND with `Failure-Report: no` (RFC 4975 §7.1.4).
+pub fn may_respond(method: Option<&Method>, failure_report: msrp_proto::FailureReport) -> bool {
+    match method {
+        None | Some(Method::Report) => false,
+        Some(Method::Send) => failure_report != msrp_proto::FailureReport::No,
+        Some(_) => true,
+    }
+}

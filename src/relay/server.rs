@@ -1,0 +1,141 @@
+//! Listeners and accept loops (RFC 4976 §6.1: TCP or TLS on 2855).
+//!
+//! As in mini-redis, a semaphore bounds the number of connections and accept errors back off
+//! instead of spinning. The TLS handshake runs in the connection's own task, with a deadline,
+//! so a slow handshake never holds up the accept loop.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use msrp_proto::Scheme;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+
+use super::connection::{self, LocalEnd, Stream};
+use super::Shared;
+use crate::config::{ListenerConfig, Transport};
+
+/// How long a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct Listener {
+    pub transport: Transport,
+    pub local_addr: SocketAddr,
+    socket: TcpListener,
+    tls: Option<TlsAcceptor>,
+}
+
+impl Listener {
+    pub async fn bind(
+        cfg: &ListenerConfig,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> anyhow::Result<Listener> {
+        let socket = match TcpListener::bind(cfg.address).await {
+            Ok(s) => s,
+            // A host without IPv6: fall back from [::] to 0.0.0.0 rather than refuse to start.
+            Err(e)
+                if cfg.address.is_ipv6()
+                    && cfg.address.ip().is_unspecified()
+                    && e.kind() == std::io::ErrorKind::AddrNotAvailable
+                    || e.raw_os_error() == Some(97) =>
+            {
+                let v4 = SocketAddr::from((Ipv4Addr::UNSPECIFIED, cfg.address.port()));
+                tracing::warn!(address = %cfg.address, fallback = %v4, "IPv6 is not available; listening on IPv4 only");
+                TcpListener::bind(v4)
+                    .await
+                    .with_context(|| format!("cannot listen on {v4}"))?
+            }
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("cannot listen on {} ({})", cfg.address, cfg.transport)
+                })
+            }
+        };
+        let local_addr = socket.local_addr()?;
+        let tls = match cfg.transport {
+            Transport::Tcp => None,
+            Transport::Tls => Some(TlsAcceptor::from(tls.context(
+                "a tls listener needs a certificate (tls.certificate and tls.private_key)",
+            )?)),
+        };
+        Ok(Listener {
+            transport: cfg.transport,
+            local_addr,
+            socket,
+            tls,
+        })
+    }
+
+    pub async fn run(self, shared: Arc<Shared>) {
+        let limit = Arc::new(Semaphore::new(
+            shared.settings().limits.max_connections.max(1),
+        ));
+        let local = LocalEnd {
+            scheme: if self.tls.is_some() {
+                Scheme::Msrps
+            } else {
+                Scheme::Msrp
+            },
+            port: self.local_addr.port(),
+            secure: self.tls.is_some(),
+        };
+        tracing::info!(transport = %self.transport, address = %self.local_addr, "listening");
+        let mut backoff = Duration::from_millis(10);
+        loop {
+            let accepted = tokio::select! {
+                _ = shared.shutdown.cancelled() => break,
+                r = self.socket.accept() => r,
+            };
+            let (tcp, peer) = match accepted {
+                Ok(a) => {
+                    backoff = Duration::from_millis(10);
+                    a
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, then try again.
+                    tracing::warn!(address = %self.local_addr, error = %e, "accept failed; backing off {backoff:?}");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+            };
+            let Ok(permit) = limit.clone().try_acquire_owned() else {
+                tracing::warn!(peer = %peer, "connection refused: limits.max_connections reached");
+                continue;
+            };
+            let _ = tcp.set_nodelay(true);
+            let tls = self.tls.clone();
+            let shared2 = shared.clone();
+            shared.tasks.spawn(async move {
+                let Some(stream) = handshake(tcp, peer, tls).await else {
+                    return;
+                };
+                let handle = connection::spawn(stream, peer, local, shared2);
+                // The permit lives as long as the connection.
+                handle.closed().cancelled().await;
+                drop(permit);
+            });
+        }
+        tracing::info!(address = %self.local_addr, "listener stopped");
+    }
+}
+
+async fn handshake(tcp: TcpStream, peer: SocketAddr, tls: Option<TlsAcceptor>) -> Option<Stream> {
+    let Some(acceptor) = tls else {
+        return Some(Stream::Tcp(tcp));
+    };
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(s)) => Some(Stream::Tls(Box::new(tokio_rustls::TlsStream::Server(s)))),
+        Ok(Err(e)) => {
+            tracing::info!(peer = %peer, error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::info!(peer = %peer, "TLS handshake timed out");
+            None
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! Outbound transactions: the requests this relay sent on a connection and still expects a
+//! response to (RFC 4976 §6.4.1, §6.4.3).
+//!
+//! Each connection owns one table, filled by whoever forwards onto the connection and read by
+//! the connection's reader when responses arrive. The timer starts when the writer has put
+//! the last byte of the request on the wire (§6.4.1), and since the timeout is the same for
+//! every transaction, deadlines arrive in order: a FIFO is the whole timer wheel.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use msrp_proto::{ByteRange, FailureReport, MsrpUri, TransactionId};
+use rand::RngCore as _;
+
+use super::connection::ConnHandle;
+
+/// Where a failure REPORT about a forwarded SEND goes (RFC 4975 §7.1.2, RFC 4976 §6.4.1):
+/// back on the connection the SEND came in on, addressed to its From-Path as received.
+pub struct ReportTarget {
+    pub conn: Arc<ConnHandle>,
+    /// The received From-Path: the REPORT's To-Path.
+    pub to_path: Vec<MsrpUri>,
+    /// The URI of ours the sender addressed: the REPORT's From-Path.
+    pub from: MsrpUri,
+    pub message_id: Option<Bytes>,
+    pub mode: FailureReport,
+}
+
+/// What the relay is waiting for.
+pub enum Pending {
+    /// A forwarded piece of a SEND; a non-200 or a timeout becomes a REPORT.
+    Send {
+        report: Arc<ReportTarget>,
+        range: ByteRange,
+    },
+}
+
+struct Entry {
+    pending: Pending,
+    /// Set when the last byte was written; `None` while still queued.
+    deadline: Option<Instant>,
+    /// `Failure-Report: partial` never gets a 200, so silence is not a failure (§6.4.1).
+    timeout_reports: bool,
+}
+
+#[derive(Default)]
+pub struct Transactions {
+    entries: HashMap<TransactionId, Entry>,
+    deadlines: VecDeque<(Instant, TransactionId)>,
+}
+
+impl Transactions {
+    pub fn insert(&mut self, tid: TransactionId, pending: Pending, timeout_reports: bool) {
+        self.entries.insert(
+            tid,
+            Entry {
+                pending,
+                deadline: None,
+                timeout_reports,
+            },
+        );
+    }
+
+    pub fn contains(&self, tid: &TransactionId) -> bool {
+        self.entries.contains_key(tid)
+    }
+
+    /// The request went out completely at `deadline - timeout`. Returns true when this is the
+    /// earliest deadline (the reader must re-arm its timer).
+    pub fn written(&mut self, tid: &TransactionId, deadline: Instant) -> bool {
+        match self.entries.get_mut(tid) {
+            Some(e) => {
+                e.deadline = Some(deadline);
+                self.deadlines.push_back((deadline, *tid));
+                self.deadlines.len() == 1
+            }
+            None => false,
+        }
+    }
+
+    /// A response arrived: the transaction is over.
+    pub fn complete(&mut self, tid: &TransactionId) -> Option<Pending> {
+        self.entries.remove(tid).map(|e| e.pending)
+    }
+
+    pub fn next_deadline(&mut self) -> Option<Instant> {
+        // Skip deadlines whose transaction already completed.
+        while let Some((at, tid)) = self.deadlines.front() {
+            match self.entries.get(tid) {
+                Some(e) if e.deadline == Some(*at) => return Some(*at),
+                _ => {
+                    self.deadlines.pop_front();
+                }
+            }
+        }
+        None
+    }
+
+    /// Transactions whose timer has run out (RFC 4976 §6.4.1: REPORT 408); entries that do
+    /// not report timeouts are dropped silently.
+    pub fn expired(&mut self, now: Instant) -> Vec<Pending> {
+        let mut out = Vec::new();
+        while let Some(&(at, tid)) = self.deadlines.front() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop_front();
+            let due = matches!(self.entries.get(&tid), Some(e) if e.deadline == Some(at));
+            if due {
+                if let Some(e) = self.entries.remove(&tid) {
+                    if e.timeout_reports {
+                        out.push(e.pending);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Everything still outstanding, for when the connection is gone (checklist item 76).
+    pub fn drain(&mut self) -> Vec<Pending> {
+        self.deadlines.clear();
+        self.entries.drain().map(|(_, e)| e.pending).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+const TID_ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// A fresh transaction id: 12 alphanumerics, about 71 random bits (RFC 4975 §7.1 asks for
+/// at least 64).
+pub fn new_tid() -> TransactionId {
+    let mut raw = [0u8; 12];
+    rand::rng().fill_bytes(&mut raw);
+    let mut tid = [0u8; 12];
+    for (t, r) in tid.iter_mut().zip(raw) {
+        // 256 % 62 leaves a slight bias; the id needs uniqueness, not uniformity.
+        *t = TID_ALPHABET[usize::from(r) % 62];
+    }
+    // Alphanumerics of length 12 always form a valid ident.
+    TransactionId::new(&tid).unwrap_or_else(|| unreachable!("12 alphanumerics are an ident"))
+}
+
+/// True when `-------<tid>` occurs in the body pieces, including across piece boundaries
+/// (RFC 4976 §6.4: the new tid must not appear as an end-line inside the body).
+pub fn tid_in_body(tid: &TransactionId, body: &[Bytes]) -> bool {
+    let mut needle = Vec::with_capacity(7 + tid.as_bytes().len());
+    needle.extend_from_slice(b"-------");
+    needle.extend_from_slice(tid.as_bytes());
+    let finder = memchr::memmem::Finder::new(&needle);
+    let n = needle.len();
+    let mut tail: Vec<u8> = Vec::new();
+    for piece in body {
+        if finder.find(piece).is_some() {
+            return true;
+        }
+        if !tail.is_empty() {
+            let mut joint = std::mem::take(&mut tail);
+            joint.extend_from_slice(&piece[..piece.len().min(n - 1)]);
+            if finder.find(&joint).is_some() {
+                return true;
+            }
+        }
+        tail = piece[piece.len().saturating_sub(n - 1)..].to_vec();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_tids_are_idents_and_differ() {
+        let a = new_tid();
+        assert_eq!(a.as_bytes().len(), 12);
+        assert_ne!(a, new_tid());
+    }
+
+    #[test]
+    fn tid_found_across_piece_boundaries() {
+        let tid = TransactionId::new(b"abcd1234").unwrap();
+        let whole = Bytes::from_static(b"xx\r\n-------abcd1234$\r\n");
+        assert!(tid_in_body(&tid, std::slice::from_ref(&whole)));
+        for split in 1..whole.len() {
+            let parts = [whole.slice(..split), whole.slice(split..)];
+            assert!(tid_in_body(&tid, &parts), "split {split}");
+        }
+        assert!(!tid_in_body(&tid, &[Bytes::from_static(b"-------abcd123")]));
+    }
+}
