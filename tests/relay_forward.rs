@@ -24,7 +24,7 @@ async fn send_between_two_clients_of_one_relay_with_binary_body() {
     let tid = alice
         .send(
             &[ta.clone(), tb.clone(), bob_uri.clone()],
-            &[alice_uri.clone()],
+            std::slice::from_ref(&alice_uri),
             &opts,
             body,
         )
