@@ -170,7 +170,35 @@ impl Connection {
         expires: Option<u64>,
         timeout: Duration,
     ) -> Result<AuthGrant, ClientError> {
-        let first = self.request_auth(relay, me, None, expires, timeout).await?;
+        self.auth_via(
+            std::slice::from_ref(relay),
+            me,
+            user,
+            password,
+            expires,
+            timeout,
+        )
+        .await
+    }
+
+    /// AUTH along a To-Path: the URIs of relays already granted, then the relay to
+    /// authenticate with (tunnelled AUTH, RFC 4976 §5.1). The digest-uri is the rightmost
+    /// To-Path URI (§9.1).
+    pub async fn auth_via(
+        &mut self,
+        to_path: &[MsrpUri],
+        me: &MsrpUri,
+        user: &str,
+        password: &str,
+        expires: Option<u64>,
+        timeout: Duration,
+    ) -> Result<AuthGrant, ClientError> {
+        let relay = to_path
+            .last()
+            .ok_or_else(|| ClientError::Unexpected("AUTH needs a To-Path".into()))?;
+        let first = self
+            .request_auth(to_path, me, None, expires, timeout)
+            .await?;
         if first.head.response_code() != Some(401) {
             return Err(status_error(&first.head));
         }
@@ -188,7 +216,7 @@ impl Connection {
         let cnonce = new_tid().to_string();
         let creds = Credentials::answer(&challenge, user, &ha1, relay.as_str(), &cnonce, 1);
         let second = self
-            .request_auth(relay, me, Some(&creds), expires, timeout)
+            .request_auth(to_path, me, Some(&creds), expires, timeout)
             .await?;
         if second.head.response_code() != Some(200) {
             return Err(status_error(&second.head));
@@ -220,7 +248,7 @@ impl Connection {
 
     async fn request_auth(
         &mut self,
-        relay: &MsrpUri,
+        to_path: &[MsrpUri],
         me: &MsrpUri,
         creds: Option<&Credentials>,
         expires: Option<u64>,
@@ -229,7 +257,7 @@ impl Connection {
         let tid = new_tid();
         let mut buf = BytesMut::new();
         let mut w = HeadWriter::request(&mut buf, &tid, &Method::Auth);
-        w.path(HeaderName::ToPath, [relay])
+        w.path(HeaderName::ToPath, to_path)
             .path(HeaderName::FromPath, [me]);
         if let Some(c) = creds {
             w.header("Authorization", c.to_header_value().as_bytes());

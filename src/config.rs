@@ -72,6 +72,7 @@ pub struct Settings {
     pub tls: TlsConfig,
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
+    pub dns: DnsConfig,
 }
 
 impl Default for Settings {
@@ -85,6 +86,7 @@ impl Default for Settings {
             tls: TlsConfig::default(),
             auth: AuthConfig::default(),
             limits: LimitsConfig::default(),
+            dns: DnsConfig::default(),
         }
     }
 }
@@ -227,6 +229,8 @@ pub struct LimitsConfig {
     pub write_queue_frames: usize,
     /// Idle time after which an unused outbound connection to a peer is closed.
     pub idle_outbound_secs: u64,
+    /// Most outbound connections (to other relays and endpoints) open at once.
+    pub max_outbound: usize,
 }
 
 impl Default for LimitsConfig {
@@ -243,6 +247,7 @@ impl Default for LimitsConfig {
             chunk_size: 65536,
             write_queue_frames: 64,
             idle_outbound_secs: 3600,
+            max_outbound: 10_000,
         }
     }
 }
@@ -261,6 +266,38 @@ impl LimitsConfig {
 
 /// Bounds on `limits.chunk_size`: smaller pieces waste framing, larger ones hold the
 /// connection (and memory) too long for other sessions.
+/// Name resolution for next hops (RFC 4975 §6.2, RFC 4976 §8).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsConfig {
+    /// Names resolved without DNS, checked first (like /etc/hosts for next hops).
+    pub static_hosts: Vec<StaticHost>,
+}
+
+/// One static name: `{ name = "relay-b.example.net", addresses = ["192.0.2.7"] }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticHost {
+    pub name: String,
+    pub addresses: Vec<IpAddr>,
+}
+
+impl DnsConfig {
+    /// The static addresses of `name` (case-insensitive), if any.
+    pub fn lookup(&self, name: &str) -> Option<&[IpAddr]> {
+        let name = name.strip_suffix('.').unwrap_or(name);
+        self.static_hosts
+            .iter()
+            .find(|h| {
+                h.name
+                    .strip_suffix('.')
+                    .unwrap_or(&h.name)
+                    .eq_ignore_ascii_case(name)
+            })
+            .map(|h| h.addresses.as_slice())
+    }
+}
+
 pub const CHUNK_SIZE_MIN: usize = 1024;
 pub const CHUNK_SIZE_MAX: usize = 16 * 1024 * 1024;
 

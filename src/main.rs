@@ -163,22 +163,31 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
             UsersFile::single("dev", &realm, &password)
         }
     };
-    let tls = match settings.tls_identity() {
+    let identity = match settings.tls_identity() {
         TlsIdentitySource::NotNeeded => None,
         TlsIdentitySource::SelfSigned => {
             development
                 .push("a self-signed certificate generated at start (tls.certificate is not set)");
-            let (chain, key) = tls::self_signed(&settings.relay.hostname)?;
-            Some(tls::server_config(chain, key, settings.tls.ca.as_deref())?)
+            Some(tls::self_signed(&settings.relay.hostname)?)
         }
         TlsIdentitySource::Files {
             certificate,
             private_key,
-        } => {
-            let (chain, key) = tls::load_certified_key(certificate, private_key)?;
-            Some(tls::server_config(chain, key, settings.tls.ca.as_deref())?)
-        }
+        } => Some(tls::load_certified_key(certificate, private_key)?),
     };
+    let mut setup = msrp_relay::relay::TlsSetup::default();
+    if let Some((chain, key)) = identity {
+        setup.server = Some(tls::server_config(
+            chain.clone(),
+            key.clone_key(),
+            settings.tls.ca.as_deref(),
+        )?);
+        // As a TLS client toward other relays we present the same certificate (mutual TLS,
+        // RFC 4976 §9.2).
+        setup.client = client_tls(&settings, Some((chain, key)));
+    } else {
+        setup.client = client_tls(&settings, None);
+    }
     if !development.is_empty() {
         tracing::warn!(
             "DEVELOPMENT SETUP, NOT FOR PRODUCTION: this relay runs with {}",
@@ -186,7 +195,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         );
     }
     let grace = settings.shutdown_grace();
-    let relay = msrp_relay::relay::Relay::bind(settings, users, tls)
+    let relay = msrp_relay::relay::Relay::bind(settings, users, setup)
         .await
         .context("cannot start the relay")?;
     let handle = relay.start();
@@ -199,6 +208,22 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         tracing::warn!("grace period over; exiting with connections still open");
     }
     Ok(())
+}
+
+/// The client side of outbound TLS; without trust roots outbound TLS is off, loudly.
+fn client_tls(
+    settings: &Settings,
+    identity: Option<tls::Identity>,
+) -> Option<std::sync::Arc<rustls::ClientConfig>> {
+    match tls::client_config(settings.tls.ca.as_deref(), identity) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!(
+                "outbound TLS is unavailable: {e}; msrps next hops will be refused (set tls.ca)"
+            );
+            None
+        }
+    }
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

@@ -179,19 +179,24 @@ pub fn handle(
         }
         Some(e) => e,
     };
+    // An AUTH that came through an inner relay which proved its name with a certificate:
+    // the URI is the relay's, valid on any of its connections (RFC 4976 §6.3).
+    let from = head.from_path();
+    let relay = (from.len() > 1 && conn.peer_is(from[0].host_unbracketed()))
+        .then(|| from[0].host_unbracketed().to_ascii_lowercase());
     let Some(uri) = shared.table.mint(
         conn,
         conn.local.scheme,
         &settings.relay.hostname,
         conn.local.port,
         Duration::from_secs(lifetime),
+        relay,
     ) else {
         return (reply(Status::FORBIDDEN, &|_| {}), AuthOutcome::Refused);
     };
     st.failures = 0;
     // Use-Path: the inner relays the AUTH came through (its From-Path minus the client,
     // reversed), then our new URI (RFC 4976 §4.2, §5.1).
-    let from = head.from_path();
     let use_path: Vec<&MsrpUri> = from[..from.len() - 1]
         .iter()
         .rev()

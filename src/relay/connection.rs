@@ -15,6 +15,7 @@
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -81,11 +82,34 @@ pub struct LocalEnd {
 #[derive(Debug, Clone, Copy)]
 pub struct Closed;
 
+/// Who opened the connection.
+#[derive(Debug, Clone)]
+pub enum Origin {
+    /// A peer connected to one of our listeners.
+    Inbound,
+    /// We dialled a next hop (RFC 4976 §6.4.2); pooled under this key.
+    Outbound(super::outbound::PoolKey),
+}
+
+/// Milliseconds since the first call, for cheap activity stamps.
+fn now_ms() -> u64 {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    EPOCH
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+}
+
 /// The shared face of a connection: its queues, its transactions, and its lifetime.
 pub struct ConnHandle {
     pub id: u64,
     pub peer: SocketAddr,
     pub local: LocalEnd,
+    pub origin: Origin,
+    /// The peer's certificate as verified by TLS: a relay's client certificate on an inbound
+    /// connection (RFC 4976 §6.3, §9.2), the server's certificate on an outbound one.
+    peer_cert: Option<rustls_pki_types::CertificateDer<'static>>,
+    last_active: AtomicU64,
     ctrl: mpsc::Sender<Frame>,
     data: mpsc::Sender<Frame>,
     closed: CancellationToken,
@@ -109,6 +133,31 @@ impl ConnHandle {
 
     pub fn close(&self) {
         self.closed.cancel();
+    }
+
+    /// The peer proved with a certificate that it is `host` (a dNSName or IP address SAN).
+    /// A relay that does so is an authenticated relay (RFC 4976 §6.3).
+    pub fn peer_is(&self, host: &str) -> bool {
+        let Some(der) = &self.peer_cert else {
+            return false;
+        };
+        let Ok(cert) = webpki::EndEntityCert::try_from(der) else {
+            return false;
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let Ok(name) = rustls_pki_types::ServerName::try_from(host) else {
+            return false;
+        };
+        cert.verify_is_valid_for_subject_name(&name).is_ok()
+    }
+
+    fn touch(&self) {
+        self.last_active.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// Time since the connection last read or wrote anything.
+    pub fn idle_for(&self) -> Duration {
+        Duration::from_millis(now_ms().saturating_sub(self.last_active.load(Ordering::Relaxed)))
     }
 
     pub fn closed(&self) -> &CancellationToken {
@@ -256,6 +305,8 @@ pub fn spawn(
     stream: Stream,
     peer: SocketAddr,
     local: LocalEnd,
+    peer_cert: Option<rustls_pki_types::CertificateDer<'static>>,
+    origin: Origin,
     shared: Arc<Shared>,
 ) -> Arc<ConnHandle> {
     let settings = shared.settings();
@@ -266,6 +317,9 @@ pub fn spawn(
         id: shared.next_conn_id(),
         peer,
         local,
+        origin,
+        peer_cert,
+        last_active: AtomicU64::new(now_ms()),
         ctrl: ctrl_tx,
         data: data_tx,
         closed: shared.shutdown.child_token(),
@@ -291,7 +345,8 @@ pub fn spawn(
         read_size: MIN_READ,
         current: Current::Idle,
         auth: AuthState::default(),
-        trusted: false,
+        // We opened it: no probation (RFC 4976 §6.1 is about connections made to us).
+        trusted: matches!(handle.origin, Origin::Outbound(_)),
         failures: 0,
     };
     shared.tasks.spawn(reader.run(writer));
@@ -329,6 +384,7 @@ async fn write_loop(
             tracing::debug!(peer = %handle.peer, conn = handle.id, error = %e, "write failed");
             break;
         }
+        handle.touch();
         // The timers of the requests just written start now (RFC 4976 §6.4.1).
         let deadline = Instant::now().into_std() + txn_timeout;
         let mut wake = false;
@@ -418,6 +474,8 @@ struct Forwarding {
     acc: Vec<Bytes>,
     acc_len: usize,
     report: Option<Arc<ReportTarget>>,
+    /// For a forwarded AUTH: where its response goes back, and under which tid.
+    auth_return: Option<(Arc<ConnHandle>, msrp_proto::TransactionId)>,
     /// Forwarding stopped: the status to answer with at the end-line.
     failed: Option<Status>,
 }
@@ -478,7 +536,10 @@ impl Reader {
                 _ = handle.txn_wake.notified() => Ok(()),
                 r = self.fill() => match r {
                     Ok(0) => Err(Stop::Eof),
-                    Ok(_) => self.process().await,
+                    Ok(_) => {
+                        handle.touch();
+                        self.process().await
+                    }
                     Err(e) => {
                         tracing::debug!(peer = %handle.peer, conn = handle.id, error = %e, "read failed");
                         Err(Stop::Eof)
@@ -640,14 +701,33 @@ impl Reader {
                 }
                 self.refused()
             }
-            Decision::Outbound { next } => {
-                // Relay chains (outbound connections to other relays and endpoints) are not
-                // enabled in this build: say so instead of dropping silently.
-                tracing::warn!(peer = %self.handle.peer, conn = self.handle.id, next = %next, "request refused: next hop is not a client of this relay and outbound connections are not supported");
-                if forward::may_respond(head.method(), head.failure_report()) {
-                    self.respond(&head, Status::NO_SESSION).await;
+            Decision::Outbound { next, via, pop } => {
+                let is_auth = head.method() == Some(&Method::Auth);
+                let target = match via {
+                    Some(c) if !c.is_closed() => Ok(c),
+                    _ => {
+                        self.shared
+                            .outbound
+                            .connect(&next, is_auth, &self.shared)
+                            .await
+                    }
+                };
+                match target {
+                    Ok(target) => {
+                        self.trust();
+                        self.start_forward(head, target, pop).await;
+                        Ok(())
+                    }
+                    Err(e) => {
+                        // Never silence: an error response where one is allowed (before
+                        // any 200), and a log line that says why (RFC 4976 §6.4.1).
+                        tracing::warn!(peer = %self.handle.peer, conn = self.handle.id, next = %next, error = %e, "next hop unreachable");
+                        if forward::may_respond(head.method(), head.failure_report()) {
+                            self.respond(&head, Status::NO_SESSION).await;
+                        }
+                        Ok(())
+                    }
                 }
-                self.refused()
             }
             Decision::Forward { target, pop } => {
                 self.trust();
@@ -680,7 +760,10 @@ impl Reader {
                 mode: head.failure_report(),
             })
         });
+        let auth_return =
+            (head.method() == Some(&Method::Auth)).then(|| (self.handle.clone(), *head.tid()));
         self.current = Current::Forward(Box::new(Forwarding {
+            auth_return,
             head,
             target,
             pop,
@@ -771,6 +854,21 @@ impl Reader {
                     send_report(&report, range, Status(code), comment).await;
                 }
             }
+            Pending::Auth { back, tid } => {
+                // An AUTH response travels on (RFC 4976 §6.4.3): our URI moves from To-Path
+                // to From-Path, the client's tid comes back, every other header is untouched.
+                if head.to_path().len() < 2 {
+                    tracing::info!(peer = %self.handle.peer, conn = self.handle.id, "AUTH response with nothing after our URI in To-Path; dropped");
+                    return;
+                }
+                let mut buf = BytesMut::with_capacity(head.raw().len() + 64);
+                write_forward_head(&mut buf, head, &tid, 1, None);
+                write_end_line(&mut buf, &tid, Flag::Complete, false);
+                if back.send_ctrl(Frame::whole(buf.freeze())).await.is_err() {
+                    // The client is gone: dropped silently (RFC 4976 §6.4.3).
+                    tracing::info!(peer = %back.peer, conn = back.id, "AUTH response dropped: the client's connection is gone");
+                }
+            }
         }
     }
 
@@ -781,7 +879,9 @@ impl Reader {
             .transactions()
             .expired(std::time::Instant::now());
         for p in expired {
-            let Pending::Send { report, range } = p;
+            let Pending::Send { report, range } = p else {
+                continue;
+            };
             tracing::info!(peer = %self.handle.peer, conn = self.handle.id, "next hop did not answer in time; REPORT 408 to the sender");
             send_report(
                 &report,
@@ -801,6 +901,9 @@ impl Reader {
         for token in lock(&self.handle.tokens).drain(..) {
             self.shared.table.remove(&token);
         }
+        if let Origin::Outbound(key) = &self.handle.origin {
+            self.shared.outbound.forget(key, self.handle.id);
+        }
         // A sender that vanished mid-chunk: end what was forwarded with `#` so the receiver
         // drops the partial message (RFC 4975 §7.1.1).
         if let Current::Forward(mut fwd) = std::mem::replace(&mut self.current, Current::Idle) {
@@ -816,7 +919,9 @@ impl Reader {
             tracing::info!(peer = %self.handle.peer, conn = self.handle.id, count = outstanding.len(), "connection closed with outstanding transactions; sending REPORTs");
         }
         for p in outstanding {
-            let Pending::Send { report, range } = p;
+            let Pending::Send { report, range } = p else {
+                continue;
+            };
             send_report(
                 &report,
                 range,
@@ -868,15 +973,25 @@ async fn flush(fwd: &mut Forwarding, flag: Flag) {
     let head = buf.split().freeze();
     write_end_line(&mut buf, &tid, flag, fwd.head.has_body());
     let end = buf.freeze();
-    let track = fwd.report.as_ref().map(|report| {
-        fwd.target.transactions().insert(
-            tid,
+    let pending = match (&fwd.report, &fwd.auth_return) {
+        (Some(report), _) => Some((
             Pending::Send {
                 report: report.clone(),
                 range,
             },
             report.mode == FailureReport::Yes,
-        );
+        )),
+        (None, Some((back, orig))) => Some((
+            Pending::Auth {
+                back: back.clone(),
+                tid: *orig,
+            },
+            false,
+        )),
+        (None, None) => None,
+    };
+    let track = pending.map(|(p, timeout_reports)| {
+        fwd.target.transactions().insert(tid, p, timeout_reports);
         tid
     });
     let frame = Frame {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use msrp_proto::{Head, Method, MsrpUri, Status};
 
 use super::connection::ConnHandle;
-use super::table::Table;
+use super::table::{Route, Table};
 
 /// What to do with a request.
 pub enum Decision {
@@ -17,9 +17,14 @@ pub enum Decision {
     /// (RFC 4976 §6.4.1, §6.4.2). `pop` is 2 when both parties are clients of this relay and
     /// the request crosses it twice (RFC 7977 §8.3.2).
     Forward { target: Arc<ConnHandle>, pop: usize },
-    /// The next hop is not one of our clients: it must be reached over an outbound
-    /// connection to `next` (RFC 4976 §6.4.2).
-    Outbound { next: MsrpUri },
+    /// The next hop is not one of our clients: another relay or an endpoint, reached over
+    /// `via` when given (the connection a relay authenticated on) or else over an outbound
+    /// connection to `next`'s authority (RFC 4976 §6.4.2).
+    Outbound {
+        next: MsrpUri,
+        via: Option<Arc<ConnHandle>>,
+        pop: usize,
+    },
     /// Refuse: answer `status` where a response is allowed, log `rule`, and close the
     /// connection when `close` is set.
     Reject {
@@ -69,37 +74,20 @@ pub fn decide(
             close: false,
         };
     }
-    if !Arc::ptr_eq(&route.owner, conn) {
-        // Not from the owner: the next hop must be the owner itself, reached over its AUTH
-        // connection (RFC 4976 §6.4 condition 1, §6.3). Anything else is an open-relay attempt.
-        if to.len() != 2 {
-            return Decision::Reject {
-                status: Status::FORBIDDEN,
-                rule: "the URI's owner is neither the previous nor the next hop (RFC 4976 §6.4, open relay)",
-                close: !trusted,
-            };
-        }
-        return Decision::Forward {
-            target: route.owner,
-            pop: 1,
-        };
+    // A URI issued to a relay authenticated by mutual TLS is valid on any connection from
+    // that relay; one issued to a client only on the connection of its AUTH (RFC 4976 §6.3).
+    let from_owner =
+        Arc::ptr_eq(&route.owner, conn) || route.relay.as_deref().is_some_and(|r| conn.peer_is(r));
+    if !from_owner {
+        // Not from the owner: the next hop must be the owner (RFC 4976 §6.4 condition 1).
+        return toward_owner(&route, &to[1..], 1, trusted);
     }
     // From the owner (RFC 4976 §6.4 condition 2): any next hop.
     let next = &to[1];
     if let Some(next_route) = table.lookup(next) {
-        // The next hop is also us (both clients here): cross the relay once more, toward
+        // The next hop is also us (both parties here): cross the relay once more, toward
         // that URI's owner only (RFC 7977 §8.3.2, RFC 4976 §6.4).
-        if to.len() != 3 {
-            return Decision::Reject {
-                status: Status::FORBIDDEN,
-                rule: "the second URI of ours is not followed by its owner (RFC 4976 §6.4)",
-                close: false,
-            };
-        }
-        return Decision::Forward {
-            target: next_route.owner,
-            pop: 2,
-        };
+        return toward_owner(&next_route, &to[2..], 2, trusted);
     }
     if next.host_is(hostname) && next.session_id().is_some() {
         return Decision::Reject {
@@ -108,7 +96,34 @@ pub fn decide(
             close: false,
         };
     }
-    Decision::Outbound { next: next.clone() }
+    Decision::Outbound {
+        next: next.clone(),
+        via: None,
+        pop: 1,
+    }
+}
+
+/// Deliver toward the owner of `route`, `rest` being the To-Path after its URI: a client is
+/// the last hop, reached only over its AUTH connection (RFC 4976 §6.3, checklist 33); a relay
+/// must be named by the next URI and is reached over the connection it authenticated on, or
+/// a new one (§6.4.2). Anything else would make this an open relay (§6.4).
+fn toward_owner(route: &Route, rest: &[MsrpUri], pop: usize, trusted: bool) -> Decision {
+    match &route.relay {
+        None if rest.len() == 1 => Decision::Forward {
+            target: route.owner.clone(),
+            pop,
+        },
+        Some(relay) if rest.first().is_some_and(|u| u.host_is(relay)) => Decision::Outbound {
+            next: rest[0].clone(),
+            via: Some(route.owner.clone()),
+            pop,
+        },
+        _ => Decision::Reject {
+            status: Status::FORBIDDEN,
+            rule: "the URI's owner is neither the previous nor the next hop (RFC 4976 §6.4, open relay)",
+            close: !trusted,
+        },
+    }
 }
 
 /// May the relay answer this request with an error? Never a REPORT (RFC 4975 §7.1.2), and

@@ -13,6 +13,7 @@
 pub mod auth;
 pub mod connection;
 pub mod forward;
+pub mod outbound;
 pub mod report;
 pub mod server;
 pub mod table;
@@ -35,17 +36,23 @@ pub struct Shared {
     settings: ArcSwap<Settings>,
     users: ArcSwap<UsersFile>,
     pub table: table::Table,
+    pub outbound: outbound::Outbound,
     pub shutdown: CancellationToken,
     pub tasks: TaskTracker,
     conn_ids: AtomicU64,
 }
 
 impl Shared {
-    pub fn new(settings: Settings, users: UsersFile) -> Shared {
+    pub fn new(
+        settings: Settings,
+        users: UsersFile,
+        client_tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Shared {
         Shared {
             settings: ArcSwap::from_pointee(settings),
             users: ArcSwap::from_pointee(users),
             table: table::Table::default(),
+            outbound: outbound::Outbound::new(client_tls),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             conn_ids: AtomicU64::new(1),
@@ -82,6 +89,15 @@ impl Shared {
     }
 }
 
+/// The TLS side of a relay: the server configuration for TLS listeners, and the client
+/// configuration (our certificate, the trust roots) for outbound TLS and mutual TLS with
+/// other relays (RFC 4976 §9.2).
+#[derive(Clone, Default)]
+pub struct TlsSetup {
+    pub server: Option<Arc<rustls::ServerConfig>>,
+    pub client: Option<Arc<rustls::ClientConfig>>,
+}
+
 /// A relay with its listeners bound, not yet accepting.
 pub struct Relay {
     shared: Arc<Shared>,
@@ -93,14 +109,14 @@ impl Relay {
     pub async fn bind(
         settings: Settings,
         users: UsersFile,
-        tls: Option<Arc<rustls::ServerConfig>>,
+        tls: TlsSetup,
     ) -> anyhow::Result<Relay> {
         let mut listeners = Vec::new();
         for cfg in &settings.listen {
-            listeners.push(server::Listener::bind(cfg, tls.clone()).await?);
+            listeners.push(server::Listener::bind(cfg, tls.server.clone()).await?);
         }
         Ok(Relay {
-            shared: Arc::new(Shared::new(settings, users)),
+            shared: Arc::new(Shared::new(settings, users, tls.client)),
             listeners,
         })
     }
@@ -135,6 +151,7 @@ impl Relay {
                         if n > 0 {
                             tracing::debug!(removed = n, live = shared.table.len(), "expired tokens removed");
                         }
+                        shared.outbound.close_idle(shared.settings().limits.idle_outbound());
                     }
                 }
             }

@@ -14,7 +14,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
-use super::connection::{self, LocalEnd, Stream};
+use rustls_pki_types::CertificateDer;
+
+use super::connection::{self, LocalEnd, Origin, Stream};
 use super::Shared;
 use crate::config::{ListenerConfig, Transport};
 
@@ -110,10 +112,11 @@ impl Listener {
             let tls = self.tls.clone();
             let shared2 = shared.clone();
             shared.tasks.spawn(async move {
-                let Some(stream) = handshake(tcp, peer, tls).await else {
+                let Some((stream, peer_cert)) = handshake(tcp, peer, tls).await else {
                     return;
                 };
-                let handle = connection::spawn(stream, peer, local, shared2);
+                let handle =
+                    connection::spawn(stream, peer, local, peer_cert, Origin::Inbound, shared2);
                 // The permit lives as long as the connection.
                 handle.closed().cancelled().await;
                 drop(permit);
@@ -123,12 +126,29 @@ impl Listener {
     }
 }
 
-async fn handshake(tcp: TcpStream, peer: SocketAddr, tls: Option<TlsAcceptor>) -> Option<Stream> {
+/// The TLS handshake, when the listener is TLS. A client certificate is requested, not
+/// required (RFC 4976 §9.2); one that was presented has been verified against `tls.ca`.
+async fn handshake(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+) -> Option<(Stream, Option<CertificateDer<'static>>)> {
     let Some(acceptor) = tls else {
-        return Some(Stream::Tcp(tcp));
+        return Some((Stream::Tcp(tcp), None));
     };
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-        Ok(Ok(s)) => Some(Stream::Tls(Box::new(tokio_rustls::TlsStream::Server(s)))),
+        Ok(Ok(s)) => {
+            let cert = s
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| c.clone().into_owned());
+            Some((
+                Stream::Tls(Box::new(tokio_rustls::TlsStream::Server(s))),
+                cert,
+            ))
+        }
         Ok(Err(e)) => {
             tracing::info!(peer = %peer, error = %e, "TLS handshake failed");
             None

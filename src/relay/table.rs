@@ -23,6 +23,9 @@ pub struct Route {
     /// The URI as issued, for RFC 4975 §6.1 comparison with what peers send back.
     pub uri: MsrpUri,
     pub expires: Instant,
+    /// Set when the URI was issued to a relay authenticated by mutual TLS: the relay's name,
+    /// on any of whose connections the URI is valid (RFC 4976 §6.3).
+    pub relay: Option<String>,
 }
 
 #[derive(Default)]
@@ -46,6 +49,7 @@ impl Table {
         hostname: &str,
         port: u16,
         lifetime: Duration,
+        relay: Option<String>,
     ) -> Option<MsrpUri> {
         let token = new_token();
         let uri = MsrpUri::build(scheme, hostname, Some(port), Some(&token), "tcp").ok()?;
@@ -56,6 +60,7 @@ impl Table {
                 owner: owner.clone(),
                 uri: uri.clone(),
                 expires: Instant::now() + lifetime,
+                relay,
             },
         );
         Some(uri)

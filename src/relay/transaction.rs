@@ -35,6 +35,12 @@ pub enum Pending {
         report: Arc<ReportTarget>,
         range: ByteRange,
     },
+    /// A forwarded AUTH (tunnelled to another relay, RFC 4976 §5.1): its response goes back
+    /// to `back` under the client's own transaction id (§6.4.3).
+    Auth {
+        back: Arc<ConnHandle>,
+        tid: TransactionId,
+    },
 }
 
 struct Entry {

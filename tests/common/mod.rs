@@ -11,7 +11,7 @@ use msrp_proto::MsrpUri;
 use msrp_relay::client::{AuthGrant, Connection};
 use msrp_relay::config::{ListenerConfig, Settings, Transport};
 use msrp_relay::credentials::UsersFile;
-use msrp_relay::relay::{Relay, RelayHandle};
+use msrp_relay::relay::{Relay, RelayHandle, TlsSetup};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
 };
@@ -69,7 +69,7 @@ impl Pki {
 
 pub struct TestRelay {
     pub handle: RelayHandle,
-    pub pki: Pki,
+    pub pki: Arc<Pki>,
     pub hostname: String,
 }
 
@@ -96,15 +96,33 @@ impl TestRelay {
     }
 
     pub async fn start_with(tweak: impl FnOnce(&mut Settings)) -> TestRelay {
-        let pki = Pki::new();
-        let hostname = "relay.example.com".to_owned();
+        Self::start_in(Arc::new(Pki::new()), "relay.example.com", tweak).await
+    }
+
+    /// A relay named `hostname` with a certificate from `pki`, requesting client
+    /// certificates from that CA and presenting its own when it dials (mutual TLS).
+    pub async fn start_in(
+        pki: Arc<Pki>,
+        hostname: &str,
+        tweak: impl FnOnce(&mut Settings),
+    ) -> TestRelay {
+        let hostname = hostname.to_owned();
         let mut s = settings(&hostname);
+        s.tls.ca = Some(pki.ca_pem.clone());
         tweak(&mut s);
         let (cert, key) = pki.leaf(&hostname);
         let (chain, key) = msrp_relay::tls::load_certified_key(&cert, &key).unwrap();
-        let tls = msrp_relay::tls::server_config(chain, key, None).unwrap();
+        let tls = TlsSetup {
+            server: Some(
+                msrp_relay::tls::server_config(chain.clone(), key.clone_key(), s.tls.ca.as_deref())
+                    .unwrap(),
+            ),
+            client: Some(
+                msrp_relay::tls::client_config(s.tls.ca.as_deref(), Some((chain, key))).unwrap(),
+            ),
+        };
         let users = UsersFile::single(USER, s.realm(), PASSWORD);
-        let relay = Relay::bind(s, users, Some(tls)).await.unwrap();
+        let relay = Relay::bind(s, users, tls).await.unwrap();
         TestRelay {
             handle: relay.start(),
             pki,
