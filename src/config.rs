@@ -73,6 +73,7 @@ pub struct Settings {
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
     pub dns: DnsConfig,
+    pub admin: AdminConfig,
 }
 
 impl Default for Settings {
@@ -87,6 +88,7 @@ impl Default for Settings {
             auth: AuthConfig::default(),
             limits: LimitsConfig::default(),
             dns: DnsConfig::default(),
+            admin: AdminConfig::default(),
         }
     }
 }
@@ -266,6 +268,33 @@ impl LimitsConfig {
 
 /// Bounds on `limits.chunk_size`: smaller pieces waste framing, larger ones hold the
 /// connection (and memory) too long for other sessions.
+/// The admin HTTP listener: health, readiness, metrics, and the optional probe API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    pub enabled: bool,
+    pub address: SocketAddr,
+    /// `POST /api/msrp/send` and `/api/msrp/connect`: off unless asked for, since they make
+    /// outbound connections for whoever can reach the admin port.
+    pub probe_api: bool,
+    /// Bearer token required by the probe API when set.
+    pub token: Option<String>,
+    /// Hosts the probe API may connect to; empty means any.
+    pub allowed_hosts: Vec<String>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            enabled: true,
+            address: SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 9855)),
+            probe_api: false,
+            token: None,
+            allowed_hosts: Vec::new(),
+        }
+    }
+}
+
 /// Name resolution for next hops (RFC 4975 §6.2, RFC 4976 §8).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]

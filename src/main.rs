@@ -3,7 +3,7 @@
 //! Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error (as clap uses 2
 //! for usage errors, so scripts can tell "fix your config" from "it crashed").
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
@@ -21,7 +21,7 @@ fn main() -> ExitCode {
     logging::init(cli.log_format);
     match cli.effective_command() {
         Command::Serve => match load_settings(cli.config.as_deref()) {
-            Ok(settings) => serve(settings),
+            Ok(settings) => serve(settings, cli.config.clone()),
             Err(code) => code,
         },
         Command::CheckConfig => {
@@ -114,7 +114,7 @@ fn check_referenced_files(settings: &Settings) -> anyhow::Result<Option<usize>> 
 }
 
 /// Runs the relay until SIGTERM or SIGINT.
-fn serve(settings: Settings) -> ExitCode {
+fn serve(settings: Settings, config_path: Option<PathBuf>) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -126,7 +126,7 @@ fn serve(settings: Settings) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        match run(settings).await {
+        match run(settings, config_path).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!("{e:#}");
@@ -147,92 +147,73 @@ fn dev_password() -> String {
         .collect()
 }
 
-async fn run(settings: Settings) -> anyhow::Result<()> {
+async fn run(settings: Settings, config_path: Option<PathBuf>) -> anyhow::Result<()> {
     use anyhow::Context as _;
+    use msrp_relay::relay::{Loaded, Relay};
     let realm = settings.realm().to_owned();
-    let mut development = Vec::new();
-    let users = match &settings.auth.users_file {
-        Some(path) => UsersFile::load(path)?,
+    let loaded = Loaded::load(settings, true)?;
+    let users = match loaded.users {
+        Some(users) => users,
         None => {
             let password = dev_password();
             // Printed once, on stderr, so a newcomer can AUTH right away.
             eprintln!(
                 "msrp-relay: DEVELOPMENT SETUP: user \"dev\" with password \"{password}\" (realm \"{realm}\"); set auth.users_file for production"
             );
-            development.push("a generated development user (auth.users_file is not set)");
             UsersFile::single("dev", &realm, &password)
         }
     };
-    let identity = match settings.tls_identity() {
-        TlsIdentitySource::NotNeeded => None,
-        TlsIdentitySource::SelfSigned => {
-            development
-                .push("a self-signed certificate generated at start (tls.certificate is not set)");
-            Some(tls::self_signed(&settings.relay.hostname)?)
-        }
-        TlsIdentitySource::Files {
-            certificate,
-            private_key,
-        } => Some(tls::load_certified_key(certificate, private_key)?),
-    };
-    let mut setup = msrp_relay::relay::TlsSetup::default();
-    if let Some((chain, key)) = identity {
-        setup.server = Some(tls::server_config(
-            chain.clone(),
-            key.clone_key(),
-            settings.tls.ca.as_deref(),
-        )?);
-        // As a TLS client toward other relays we present the same certificate (mutual TLS,
-        // RFC 4976 §9.2).
-        setup.client = client_tls(&settings, Some((chain, key)));
-    } else {
-        setup.client = client_tls(&settings, None);
-    }
-    if !development.is_empty() {
+    if !loaded.development.is_empty() {
         tracing::warn!(
             "DEVELOPMENT SETUP, NOT FOR PRODUCTION: this relay runs with {}",
-            development.join(" and ")
+            loaded.development.join(" and ")
         );
     }
-    let grace = settings.shutdown_grace();
-    let relay = msrp_relay::relay::Relay::bind(settings, users, setup)
+    let relay = Relay::bind(loaded.settings, users, loaded.tls)
         .await
         .context("cannot start the relay")?;
     let handle = relay.start();
-    wait_for_signal().await?;
-    tracing::info!("shutting down (grace {grace:?})");
-    if tokio::time::timeout(grace, handle.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("grace period over; exiting with connections still open");
-    }
-    Ok(())
-}
+    // systemd Type=notify: the listeners are bound (no-op outside systemd).
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
 
-/// The client side of outbound TLS; without trust roots outbound TLS is off, loudly.
-fn client_tls(
-    settings: &Settings,
-    identity: Option<tls::Identity>,
-) -> Option<std::sync::Arc<rustls::ClientConfig>> {
-    match tls::client_config(settings.tls.ca.as_deref(), identity) {
-        Ok(c) => Some(c),
-        Err(e) => {
-            tracing::warn!(
-                "outbound TLS is unavailable: {e}; msrps next hops will be refused (set tls.ca)"
-            );
-            None
-        }
-    }
-}
-
-async fn wait_for_signal() -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = int.recv() => tracing::info!("SIGINT received"),
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!("SIGTERM received"); break; }
+            _ = int.recv() => { tracing::info!("SIGINT received"); break; }
+            _ = hup.recv() => reload(handle.shared(), config_path.as_deref()),
+        }
     }
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    let grace = handle.shared().settings().shutdown_grace();
+    tracing::info!(
+        "shutting down: no new connections, finishing messages in progress (grace {grace:?})"
+    );
+    handle.shutdown_gracefully(grace).await;
+    tracing::info!("stopped");
     Ok(())
+}
+
+/// SIGHUP: reload the configuration file, the users file and the certificates. Established
+/// connections are untouched; a reload that fails keeps everything as it was.
+fn reload(shared: &msrp_relay::relay::Shared, config_path: Option<&Path>) {
+    let mut states = vec![sd_notify::NotifyState::Reloading];
+    if let Ok(now) = sd_notify::NotifyState::monotonic_usec_now() {
+        states.push(now);
+    }
+    let _ = sd_notify::notify(false, &states);
+    let result = Settings::load(config_path)
+        .map_err(anyhow::Error::from)
+        .and_then(|s| msrp_relay::relay::Loaded::load(s, false));
+    match result {
+        Ok(loaded) => {
+            shared.reload(loaded);
+            tracing::info!("configuration reloaded");
+        }
+        Err(e) => tracing::error!("reload failed, keeping the running configuration: {e:#}"),
+    }
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
 }

@@ -48,6 +48,18 @@ pub enum AuthOutcome {
 }
 
 impl AuthOutcome {
+    /// The status of the response that goes with the outcome.
+    pub fn status(self) -> Status {
+        match self {
+            AuthOutcome::Challenged | AuthOutcome::Stale | AuthOutcome::Rejected => {
+                Status::UNAUTHORIZED
+            }
+            AuthOutcome::Refused => Status::FORBIDDEN,
+            AuthOutcome::OutOfBounds => Status::OUT_OF_BOUNDS,
+            AuthOutcome::Accepted => Status::OK,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             AuthOutcome::Challenged => "challenged",

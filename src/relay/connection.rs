@@ -110,6 +110,8 @@ pub struct ConnHandle {
     /// connection (RFC 4976 §6.3, §9.2), the server's certificate on an outbound one.
     peer_cert: Option<rustls_pki_types::CertificateDer<'static>>,
     last_active: AtomicU64,
+    /// Frames queued toward writers, all connections together (a metric).
+    queued: prometheus_client::metrics::gauge::Gauge,
     ctrl: mpsc::Sender<Frame>,
     data: mpsc::Sender<Frame>,
     closed: CancellationToken,
@@ -177,7 +179,10 @@ impl ConnHandle {
             return Err(Closed);
         }
         match tokio::time::timeout(self.stall, queue.send(frame)).await {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(())) => {
+                self.queued.inc();
+                Ok(())
+            }
             Ok(Err(_)) => Err(Closed),
             Err(_) => {
                 tracing::warn!(peer = %self.peer, conn = self.id, "write queue full for {:?}; closing the stuck connection", self.stall);
@@ -320,6 +325,7 @@ pub fn spawn(
         origin,
         peer_cert,
         last_active: AtomicU64::new(now_ms()),
+        queued: shared.metrics.queued_frames.clone(),
         ctrl: ctrl_tx,
         data: data_tx,
         closed: shared.shutdown.child_token(),
@@ -385,6 +391,7 @@ async fn write_loop(
             break;
         }
         handle.touch();
+        handle.queued.dec_by(batch.len() as i64);
         // The timers of the requests just written start now (RFC 4976 §6.4.1).
         let deadline = Instant::now().into_std() + txn_timeout;
         let mut wake = false;
@@ -520,7 +527,17 @@ impl Reader {
     async fn run(mut self, writer: tokio::task::JoinHandle<()>) {
         let probation = Instant::now() + self.shared.settings().limits.probation();
         let handle = self.handle.clone();
+        let mut draining = false;
+        let shared = self.shared.clone();
         let stop = loop {
+            // Graceful shutdown: close between messages, once nothing is outstanding.
+            if draining
+                && matches!(self.current, Current::Idle)
+                && self.buf.is_empty()
+                && handle.transactions().is_empty()
+            {
+                break Stop::Close("shutting down");
+            }
             let next_timer = handle.transactions().next_deadline().map(Instant::from_std);
             let on_probation = !self.trusted();
             let result = tokio::select! {
@@ -533,7 +550,11 @@ impl Reader {
                     self.expire_transactions().await;
                     Ok(())
                 }
-                _ = handle.txn_wake.notified() => Ok(()),
+                                _ = handle.txn_wake.notified() => Ok(()),
+                _ = shared.draining.cancelled(), if !draining => {
+                    draining = true;
+                    Ok(())
+                }
                 r = self.fill() => match r {
                     Ok(0) => Err(Stop::Eof),
                     Ok(_) => {
@@ -551,7 +572,7 @@ impl Reader {
             }
         };
         if let Stop::Close(why) = stop {
-            if why != "closed" {
+            if why != "closed" && why != "shutting down" {
                 tracing::info!(peer = %handle.peer, conn = handle.id, "closing connection: {why}");
             }
         }
@@ -607,6 +628,7 @@ impl Reader {
                         }
                         _ => Status::BAD_REQUEST,
                     };
+                    self.shared.metrics.response(status.code());
                     let frame = report::response(
                         &context.tid,
                         status,
@@ -617,9 +639,11 @@ impl Reader {
                     );
                     let _ = self.handle.send_ctrl(frame).await;
                 }
+                self.shared.metrics.rejection("malformed");
                 self.refused()
             }
             DecodeError::Fatal { .. } => {
+                self.shared.metrics.rejection("unreadable");
                 tracing::warn!(peer = %peer, conn = self.handle.id, "unreadable message, dropping the connection: {e}");
                 Err(Stop::Close("unreadable input (RFC 4975 §10.2)"))
             }
@@ -640,6 +664,7 @@ impl Reader {
     }
 
     async fn respond(&self, head: &Head, status: Status) {
+        self.shared.metrics.response(status.code());
         let frame = report::response(
             head.tid(),
             status,
@@ -668,6 +693,8 @@ impl Reader {
             Decision::AuthLocal => {
                 let (frame, outcome) =
                     auth::handle(&head, &self.handle, &mut self.auth, &self.shared);
+                self.shared.metrics.auth(outcome.as_str());
+                self.shared.metrics.response(outcome.status().code());
                 let _ = self.handle.send_ctrl(frame).await;
                 match outcome {
                     AuthOutcome::Accepted => self.trust(),
@@ -692,6 +719,11 @@ impl Reader {
                 rule,
                 close,
             } => {
+                self.shared.metrics.rejection(match status.code() {
+                    481 => "unknown_uri",
+                    403 => "open_relay",
+                    _ => "no_next_hop",
+                });
                 tracing::warn!(peer = %self.handle.peer, conn = self.handle.id, tid = %head.tid(), method = %head.method().map(Method::as_str).unwrap_or(""), status = status.code(), "request refused: {rule}");
                 if forward::may_respond(head.method(), head.failure_report()) {
                     self.respond(&head, status).await;
@@ -722,6 +754,7 @@ impl Reader {
                         // Never silence: an error response where one is allowed (before
                         // any 200), and a log line that says why (RFC 4976 §6.4.1).
                         tracing::warn!(peer = %self.handle.peer, conn = self.handle.id, next = %next, error = %e, "next hop unreachable");
+                        self.shared.metrics.rejection("next_hop_unreachable");
                         if forward::may_respond(head.method(), head.failure_report()) {
                             self.respond(&head, Status::NO_SESSION).await;
                         }
@@ -746,6 +779,7 @@ impl Reader {
         // Message size policy at the ingress (RFC 4975 §10.5, checklist 88).
         if is_send && (total.is_some_and(|t| t > max) || range_start - 1 > max) {
             tracing::warn!(peer = %self.handle.peer, conn = self.handle.id, tid = %head.tid(), "SEND refused: message larger than limits.max_message_size ({max})");
+            self.shared.metrics.rejection("too_large");
             if head.failure_report() != FailureReport::No {
                 self.respond(&head, Status::TOO_LARGE).await;
             }
@@ -797,13 +831,13 @@ impl Reader {
                 fwd.acc_len += allowed;
                 fwd.acc.push(piece.slice(..allowed));
                 tracing::warn!(peer = %self.handle.peer, conn = self.handle.id, tid = %fwd.head.tid(), "SEND stopped at limits.max_message_size ({max}): forwarded as aborted");
-                flush(fwd, Flag::Abort).await;
+                flush(&self.shared, fwd, Flag::Abort).await;
                 fwd.failed = Some(Status::TOO_LARGE);
                 return;
             }
             // Re-chunking (RFC 4976 §3, §6.4.1): a long chunk leaves as bounded pieces.
             if fwd.acc_len > 0 && fwd.acc_len + piece.len() > settings.limits.chunk_size {
-                flush(fwd, Flag::More).await;
+                flush(&self.shared, fwd, Flag::More).await;
             }
         }
         fwd.acc_len += piece.len();
@@ -816,7 +850,7 @@ impl Reader {
             return Ok(());
         };
         if fwd.failed.is_none() {
-            flush(&mut fwd, flag).await;
+            flush(&self.shared, &mut fwd, flag).await;
         }
         // Hop-by-hop response to SEND (RFC 4976 §6.4.1; RFC 4975 §7.1.4): 200 for `yes`, an
         // error for `yes` or `partial` when forwarding failed, nothing for `no`.
@@ -851,7 +885,7 @@ impl Reader {
                         _ => &[],
                     })
                     .unwrap_or("");
-                    send_report(&report, range, Status(code), comment).await;
+                    send_report(&self.shared, &report, range, Status(code), comment).await;
                 }
             }
             Pending::Auth { back, tid } => {
@@ -884,6 +918,7 @@ impl Reader {
             };
             tracing::info!(peer = %self.handle.peer, conn = self.handle.id, "next hop did not answer in time; REPORT 408 to the sender");
             send_report(
+                &self.shared,
                 &report,
                 range,
                 Status::TIMEOUT,
@@ -909,7 +944,7 @@ impl Reader {
         if let Current::Forward(mut fwd) = std::mem::replace(&mut self.current, Current::Idle) {
             if fwd.failed.is_none() && (fwd.pieces > 0 || fwd.acc_len > 0) {
                 fwd.report = None;
-                flush(&mut fwd, Flag::Abort).await;
+                flush(&self.shared, &mut fwd, Flag::Abort).await;
             }
         }
         // Every request still outstanding on this connection failed: tell the senders
@@ -923,6 +958,7 @@ impl Reader {
                 continue;
             };
             send_report(
+                &self.shared,
                 &report,
                 range,
                 Status::TIMEOUT,
@@ -934,7 +970,14 @@ impl Reader {
     }
 }
 
-async fn send_report(target: &ReportTarget, range: ByteRange, status: Status, comment: &str) {
+async fn send_report(
+    shared: &Shared,
+    target: &ReportTarget,
+    range: ByteRange,
+    status: Status,
+    comment: &str,
+) {
+    shared.metrics.report(status.code());
     if let Some(frame) = report::failure_report(target, range, status, comment) {
         if target.conn.send_ctrl(frame).await.is_err() {
             tracing::info!(peer = %target.conn.peer, conn = target.conn.id, status = status.code(), "REPORT dropped: the sender's connection is gone");
@@ -945,7 +988,7 @@ async fn send_report(target: &ReportTarget, range: ByteRange, status: Status, co
 /// Send the gathered piece to the next hop with `flag`: a fresh tid that does not occur in
 /// the body (RFC 4976 §6.4), the head rewritten (RFC 4976 §6.4.1), and the Byte-Range of the
 /// piece when the chunk leaves in more than one piece.
-async fn flush(fwd: &mut Forwarding, flag: Flag) {
+async fn flush(shared: &Shared, fwd: &mut Forwarding, flag: Flag) {
     let body = std::mem::take(&mut fwd.acc);
     let len = std::mem::take(&mut fwd.acc_len) as u64;
     let whole = fwd.pieces == 0 && flag != Flag::More;
@@ -1005,6 +1048,11 @@ async fn flush(fwd: &mut Forwarding, flag: Flag) {
     } else {
         fwd.target.send_ctrl(frame).await
     };
+    if sent.is_ok() {
+        if let Some(method) = fwd.head.method() {
+            shared.metrics.forwarded(method, len);
+        }
+    }
     if sent.is_err() {
         tracing::info!(peer = %fwd.target.peer, conn = fwd.target.id, "next hop connection is gone");
         if let Some(tid) = track {

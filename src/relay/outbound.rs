@@ -68,11 +68,16 @@ pub struct Outbound {
     /// One dial at a time per key, so concurrent senders share the new connection.
     dialing: DashMap<PoolKey, Arc<tokio::sync::Mutex<()>>>,
     resolver: Option<TokioResolver>,
-    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Default for Outbound {
+    fn default() -> Self {
+        Outbound::new()
+    }
 }
 
 impl Outbound {
-    pub fn new(tls: Option<Arc<rustls::ClientConfig>>) -> Outbound {
+    pub fn new() -> Outbound {
         let resolver = match TokioResolver::builder_tokio().and_then(|b| b.build()) {
             Ok(r) => Some(r),
             Err(e) => {
@@ -84,7 +89,6 @@ impl Outbound {
             pool: DashMap::new(),
             dialing: DashMap::new(),
             resolver,
-            tls,
         }
     }
 
@@ -140,11 +144,23 @@ impl Outbound {
                 .await
             {
                 Ok(c) => {
+                    shared
+                        .metrics
+                        .outbound_dials
+                        .get_or_create(&crate::metrics::OutcomeLabels {
+                            outcome: "connected",
+                        })
+                        .inc();
                     self.pool.insert(key.clone(), c.clone());
                     tracing::info!(next_hop = %key, address = %addr, conn = c.id, "outbound connection open");
                     return Ok(c);
                 }
                 Err(e) => {
+                    shared
+                        .metrics
+                        .outbound_dials
+                        .get_or_create(&crate::metrics::OutcomeLabels { outcome: "failed" })
+                        .inc();
                     tracing::info!(next_hop = %key, address = %addr, error = %e, "outbound connection attempt failed");
                     last = Some(e);
                 }
@@ -293,7 +309,7 @@ impl Outbound {
                 shared.clone(),
             ));
         }
-        let config = self.tls.clone().ok_or(DialError::NoTrustRoots)?;
+        let config = shared.client_tls().ok_or(DialError::NoTrustRoots)?;
         // SNI and the certificate check use the URI's host: a dNSName, or an IP address SAN
         // for a literal (RFC 4975 §14.2, RFC 4976 §9.2).
         let name = match kind {

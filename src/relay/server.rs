@@ -2,7 +2,8 @@
 //!
 //! As in mini-redis, a semaphore bounds the number of connections and accept errors back off
 //! instead of spinning. The TLS handshake runs in the connection's own task, with a deadline,
-//! so a slow handshake never holds up the accept loop.
+//! so a slow handshake never holds up the accept loop. The TLS configuration is read from
+//! `Shared` at each accept, so a reload serves new connections with new certificates.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -10,15 +11,15 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use msrp_proto::Scheme;
+use rustls_pki_types::CertificateDer;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
-use rustls_pki_types::CertificateDer;
-
 use super::connection::{self, LocalEnd, Origin, Stream};
 use super::Shared;
 use crate::config::{ListenerConfig, Transport};
+use crate::metrics::ListenerLabels;
 
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -27,22 +28,25 @@ pub struct Listener {
     pub transport: Transport,
     pub local_addr: SocketAddr,
     socket: TcpListener,
-    tls: Option<TlsAcceptor>,
 }
 
 impl Listener {
-    pub async fn bind(
-        cfg: &ListenerConfig,
-        tls: Option<Arc<rustls::ServerConfig>>,
-    ) -> anyhow::Result<Listener> {
+    /// Bind the socket. A TLS listener needs a server certificate (`have_tls`).
+    pub async fn bind(cfg: &ListenerConfig, have_tls: bool) -> anyhow::Result<Listener> {
+        if cfg.transport == Transport::Tls && !have_tls {
+            anyhow::bail!(
+                "a tls listener needs a certificate (tls.certificate and tls.private_key)"
+            );
+        }
         let socket = match TcpListener::bind(cfg.address).await {
             Ok(s) => s,
-            // A host without IPv6: fall back from [::] to 0.0.0.0 rather than refuse to start.
+            // A host without IPv6: fall back from [::] to 0.0.0.0 rather than refuse to
+            // start (EAFNOSUPPORT, or EADDRNOTAVAIL). A specific address never falls back.
             Err(e)
                 if cfg.address.is_ipv6()
                     && cfg.address.ip().is_unspecified()
-                    && e.kind() == std::io::ErrorKind::AddrNotAvailable
-                    || e.raw_os_error() == Some(97) =>
+                    && (e.kind() == std::io::ErrorKind::AddrNotAvailable
+                        || e.raw_os_error() == Some(97)) =>
             {
                 let v4 = SocketAddr::from((Ipv4Addr::UNSPECIFIED, cfg.address.port()));
                 tracing::warn!(address = %cfg.address, fallback = %v4, "IPv6 is not available; listening on IPv4 only");
@@ -56,18 +60,10 @@ impl Listener {
                 })
             }
         };
-        let local_addr = socket.local_addr()?;
-        let tls = match cfg.transport {
-            Transport::Tcp => None,
-            Transport::Tls => Some(TlsAcceptor::from(tls.context(
-                "a tls listener needs a certificate (tls.certificate and tls.private_key)",
-            )?)),
-        };
         Ok(Listener {
             transport: cfg.transport,
-            local_addr,
+            local_addr: socket.local_addr()?,
             socket,
-            tls,
         })
     }
 
@@ -75,20 +71,25 @@ impl Listener {
         let limit = Arc::new(Semaphore::new(
             shared.settings().limits.max_connections.max(1),
         ));
+        let secure = self.transport == Transport::Tls;
         let local = LocalEnd {
-            scheme: if self.tls.is_some() {
-                Scheme::Msrps
-            } else {
-                Scheme::Msrp
-            },
+            scheme: if secure { Scheme::Msrps } else { Scheme::Msrp },
             port: self.local_addr.port(),
-            secure: self.tls.is_some(),
+            secure,
         };
+        let open = shared
+            .metrics
+            .connections
+            .get_or_create(&ListenerLabels {
+                listener: self.local_addr.to_string(),
+                transport: if secure { "tls" } else { "tcp" },
+            })
+            .clone();
         tracing::info!(transport = %self.transport, address = %self.local_addr, "listening");
         let mut backoff = Duration::from_millis(10);
         loop {
             let accepted = tokio::select! {
-                _ = shared.shutdown.cancelled() => break,
+                _ = shared.draining.cancelled() => break,
                 r = self.socket.accept() => r,
             };
             let (tcp, peer) = match accepted {
@@ -106,19 +107,28 @@ impl Listener {
             };
             let Ok(permit) = limit.clone().try_acquire_owned() else {
                 tracing::warn!(peer = %peer, "connection refused: limits.max_connections reached");
+                shared.metrics.rejection("max_connections");
                 continue;
             };
             let _ = tcp.set_nodelay(true);
-            let tls = self.tls.clone();
+            let tls = match (secure, shared.server_tls()) {
+                (false, _) => None,
+                (true, Some(c)) => Some(TlsAcceptor::from(c)),
+                (true, None) => continue,
+            };
             let shared2 = shared.clone();
+            let open = open.clone();
             shared.tasks.spawn(async move {
                 let Some((stream, peer_cert)) = handshake(tcp, peer, tls).await else {
+                    shared2.metrics.tls_handshake_failures.inc();
                     return;
                 };
+                open.inc();
                 let handle =
                     connection::spawn(stream, peer, local, peer_cert, Origin::Inbound, shared2);
                 // The permit lives as long as the connection.
                 handle.closed().cancelled().await;
+                open.dec();
                 drop(permit);
             });
         }

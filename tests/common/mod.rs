@@ -77,6 +77,7 @@ pub struct TestRelay {
 pub fn settings(hostname: &str) -> Settings {
     let mut s = Settings::defaults();
     s.relay.hostname = hostname.to_owned();
+    s.admin.address = "127.0.0.1:0".parse().unwrap();
     s.listen = vec![
         ListenerConfig {
             transport: Transport::Tls,
