@@ -7,7 +7,9 @@
 //! not for relaying.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -17,7 +19,7 @@ use msrp_proto::{
     ByteRange, DecodeError, Decoder, Event, Flag, Head, HeaderName, Limits, Method, MsrpUri,
     TransactionId,
 };
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::relay::transaction::new_tid;
@@ -102,6 +104,23 @@ impl Connection {
 
     pub fn peer(&self) -> SocketAddr {
         self.peer
+    }
+
+    /// Split into a reading and a writing connection, so that one task can write a long
+    /// chunk while another reads what arrives meanwhile. The reading half keeps what was
+    /// already buffered; writing on it (or reading from the writing half) fails.
+    pub fn into_split(self) -> (Connection, Connection) {
+        let (rd, wr) = tokio::io::split(self.io);
+        let reader = Connection {
+            io: Box::new(Half::Read(rd)),
+            decoder: self.decoder,
+            buf: self.buf,
+            peer: self.peer,
+        };
+        (
+            reader,
+            Connection::from_io(Box::new(Half::Write(wr)), self.peer),
+        )
     }
 
     /// Write raw bytes (tests use this to send exact messages).
@@ -345,6 +364,57 @@ impl Connection {
             .finish(false);
         write_end_line(&mut buf, request.tid(), Flag::Complete, false);
         self.write_raw(&buf).await
+    }
+}
+
+/// One half of a split connection; the missing direction fails with an error.
+enum Half {
+    Read(tokio::io::ReadHalf<Box<dyn Io>>),
+    Write(tokio::io::WriteHalf<Box<dyn Io>>),
+}
+
+fn wrong_half(what: &str) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        format!("{what} on the other half of a split connection"),
+    )
+}
+
+impl AsyncRead for Half {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Half::Read(r) => Pin::new(r).poll_read(cx, buf),
+            Half::Write(_) => Poll::Ready(Err(wrong_half("read"))),
+        }
+    }
+}
+
+impl AsyncWrite for Half {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Half::Write(w) => Pin::new(w).poll_write(cx, buf),
+            Half::Read(_) => Poll::Ready(Err(wrong_half("write"))),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Half::Write(w) => Pin::new(w).poll_flush(cx),
+            Half::Read(_) => Poll::Ready(Ok(())),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Half::Write(w) => Pin::new(w).poll_shutdown(cx),
+            Half::Read(_) => Poll::Ready(Ok(())),
+        }
     }
 }
 

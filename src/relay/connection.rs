@@ -821,23 +821,35 @@ impl Reader {
             return;
         }
         let settings = self.shared.settings();
+        let mut piece = piece;
         if fwd.is_send {
             let max = settings.limits.max_message_size;
             let before = fwd.range_start - 1 + fwd.offset + fwd.acc_len as u64;
-            if before + piece.len() as u64 > max {
+            let over = before + piece.len() as u64 > max;
+            if over {
                 // Forward nothing beyond the limit; end the forwarded message with `#` so
                 // the receiver drops it, and answer 413 (RFC 4975 §10.5).
-                let allowed = (max - before) as usize;
-                fwd.acc_len += allowed;
-                fwd.acc.push(piece.slice(..allowed));
+                piece.truncate((max - before) as usize);
                 tracing::warn!(peer = %self.handle.peer, conn = self.handle.id, tid = %fwd.head.tid(), "SEND stopped at limits.max_message_size ({max}): forwarded as aborted");
-                flush(&self.shared, fwd, Flag::Abort).await;
+            }
+            // Re-chunking (RFC 4976 §3, §6.4.1): a long chunk leaves as pieces of at most
+            // limits.chunk_size bytes, however much one read brought in (a single read can
+            // hold more than that).
+            let chunk_size = settings.limits.chunk_size.max(1);
+            while fwd.acc_len + piece.len() > chunk_size && fwd.failed.is_none() {
+                let part = piece.split_to(chunk_size - fwd.acc_len);
+                fwd.acc_len += part.len();
+                fwd.acc.push(part);
+                flush(&self.shared, fwd, Flag::More).await;
+            }
+            if over {
+                fwd.acc_len += piece.len();
+                fwd.acc.push(piece);
+                if fwd.failed.is_none() {
+                    flush(&self.shared, fwd, Flag::Abort).await;
+                }
                 fwd.failed = Some(Status::TOO_LARGE);
                 return;
-            }
-            // Re-chunking (RFC 4976 §3, §6.4.1): a long chunk leaves as bounded pieces.
-            if fwd.acc_len > 0 && fwd.acc_len + piece.len() > settings.limits.chunk_size {
-                flush(&self.shared, fwd, Flag::More).await;
             }
         }
         fwd.acc_len += piece.len();

@@ -165,7 +165,10 @@ impl ByteRange {
             return None;
         }
         if let Some(e) = end {
-            if e + 1 < start {
+            // `end >= start - 1` (an empty range ends one before it starts, RFC 4975
+            // §7.1.1), written so that `end = u64::MAX` cannot overflow (RFC 4975 §14.5:
+            // these numbers come from the peer).
+            if e < start - 1 {
                 return None;
             }
         }

@@ -502,6 +502,15 @@ fn rfc4975_s14_5_huge_byte_range_values_do_not_allocate() {
     assert_eq!(ByteRange::parse(b"0-1/2"), None);
     assert_eq!(ByteRange::parse(b"5-3/9"), None);
     assert_eq!(ByteRange::parse(b"1-9/5"), None);
+    // The largest end is valid and must not overflow the `end + 1 >= start` check.
+    assert_eq!(
+        ByteRange::parse(b"1-18446744073709551615/18446744073709551615"),
+        Some(ByteRange {
+            start: 1,
+            end: Some(u64::MAX),
+            total: Some(u64::MAX)
+        })
+    );
     assert_eq!(
         ByteRange::parse(b"1-0/0"),
         Some(ByteRange {
