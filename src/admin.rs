@@ -38,12 +38,12 @@ impl Admin {
         })
     }
 
-    /// Serve until the relay starts shutting down.
+    /// Serve until the relay has shut down.
     pub async fn run(self, shared: Arc<Shared>) {
         tracing::info!(address = %self.local_addr, "admin listener (healthz, readyz, metrics)");
         loop {
             let (tcp, _) = tokio::select! {
-                _ = shared.draining.cancelled() => break,
+                                _ = shared.shutdown.cancelled() => break,
                 r = self.listener.accept() => match r {
                     Ok(a) => a,
                     Err(e) => {

@@ -149,7 +149,7 @@ fn dev_password() -> String {
 
 async fn run(settings: Settings, config_path: Option<PathBuf>) -> anyhow::Result<()> {
     use anyhow::Context as _;
-        use msrp_relay::relay::{Loaded, Relay};
+    use msrp_relay::relay::{Loaded, Relay};
     use tokio::signal::unix::{signal, SignalKind};
     // Handlers first: a SIGTERM that arrives while starting must still be a clean stop.
     let mut term = signal(SignalKind::terminate())?;
@@ -181,7 +181,7 @@ async fn run(settings: Settings, config_path: Option<PathBuf>) -> anyhow::Result
     // systemd Type=notify: the listeners are bound (no-op outside systemd).
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
 
-        loop {
+    loop {
         tokio::select! {
             _ = term.recv() => { tracing::info!("SIGTERM received"); break; }
             _ = int.recv() => { tracing::info!("SIGINT received"); break; }

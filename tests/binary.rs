@@ -405,3 +405,172 @@ async fn relay_from_a_config_file_logs_its_address_and_accepts_auth() {
     let status = relay.terminate();
     assert_eq!(status.code(), Some(0));
 }
+
+/// A relay on a TCP listener (AUTH allowed for the test) with a users file, as a process.
+fn tcp_relay_with_users(dir: &Path, users: &str, extra: &str) -> (Running, SocketAddr, String) {
+    let users_path = write(dir, "users.htdigest", users);
+    let config = write(
+        dir,
+        "relay.toml",
+        &format!(
+            "[relay]\nhostname = \"relay.example.com\"\nshutdown_grace_secs = 2\n\n[[listen]]\ntransport = \"tcp\"\naddress = \"127.0.0.1:0\"\n\n[auth]\nusers_file = \"{users_path}\"\nallow_insecure_tcp = true\n\n[admin]\naddress = \"127.0.0.1:0\"\n{extra}"
+        ),
+    );
+    let mut cmd = relay_command();
+    cmd.args(["serve", "--config", &config]);
+    let mut relay = Running::start(cmd);
+    let line = relay.wait_line("the TCP listener", |l| {
+        l.contains("listening") && l.contains("transport=tcp")
+    });
+    (relay, listening_address(&line), users_path)
+}
+
+fn htdigest(user: &str, password: &str) -> String {
+    format!(
+        "{user}:relay.example.com:{}\n",
+        msrp_proto::digest::ha1(user, "relay.example.com", password)
+    )
+}
+
+async fn tcp_client(
+    addr: SocketAddr,
+    user: &str,
+    password: &str,
+    me: &str,
+) -> Result<(Connection, MsrpUri), msrp_relay::client::ClientError> {
+    let mut c = Connection::connect_tcp(addr).await?;
+    let grant = c
+        .auth(
+            &uri("msrp://relay.example.com;tcp"),
+            &uri(me),
+            user,
+            password,
+            None,
+            T,
+        )
+        .await?;
+    Ok((c, grant.use_path[0].clone()))
+}
+
+fn hup(relay: &Running) {
+    let pid = relay.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+}
+
+#[tokio::test]
+async fn sighup_reloads_users_keeps_sessions_and_survives_a_broken_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut relay, addr, users_path) =
+        tcp_relay_with_users(dir.path(), &htdigest("alice", "pw-a"), "");
+    let (mut alice, ta) = tcp_client(addr, "alice", "pw-a", "msrp://alice.example.org:1/a;tcp")
+        .await
+        .unwrap();
+    assert!(
+        tcp_client(addr, "bob", "pw-b", "msrp://bob.example.org:1/b;tcp")
+            .await
+            .is_err(),
+        "bob is not a user yet"
+    );
+
+    // A new users file, then SIGHUP: bob is admitted, alice's session keeps working.
+    std::fs::write(
+        &users_path,
+        format!("{}{}", htdigest("alice", "pw-a"), htdigest("bob", "pw-b")),
+    )
+    .unwrap();
+    hup(&relay);
+    relay.wait_line("the reload", |l| l.contains("configuration reloaded"));
+    let (mut bob, tb) = tcp_client(addr, "bob", "pw-b", "msrp://bob.example.org:1/b;tcp")
+        .await
+        .unwrap();
+    let opts = msrp_relay::client::SendOptions {
+        message_id: "reload01",
+        ..Default::default()
+    };
+    let tid = alice
+        .send(
+            &[
+                ta.clone(),
+                tb.clone(),
+                uri("msrp://bob.example.org:1/b;tcp"),
+            ],
+            &[uri("msrp://alice.example.org:1/a;tcp")],
+            &opts,
+            b"after reload",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        alice
+            .response_to(&tid, T)
+            .await
+            .unwrap()
+            .head
+            .response_code(),
+        Some(200)
+    );
+    assert_eq!(
+        bob.read_message(T).await.unwrap().body_str(),
+        "after reload"
+    );
+
+    // A broken users file: the reload fails, says why, and the old users stay.
+    std::fs::write(&users_path, "this is not htdigest\n").unwrap();
+    hup(&relay);
+    relay.wait_line("the failed reload", |l| {
+        l.contains("reload failed") && l.contains("keeping")
+    });
+    assert!(
+        tcp_client(addr, "bob", "pw-b", "msrp://bob.example.org:1/b2;tcp")
+            .await
+            .is_ok()
+    );
+    assert_eq!(relay.terminate().code(), Some(0));
+}
+
+#[tokio::test]
+async fn sigterm_during_a_bulk_transfer_exits_0_within_the_grace_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = format!("{}{}", htdigest("alice", "pw-a"), htdigest("bob", "pw-b"));
+    let (mut relay, addr, _) = tcp_relay_with_users(dir.path(), &users, "");
+    let (alice, ta) = tcp_client(addr, "alice", "pw-a", "msrp://alice.example.org:1/a;tcp")
+        .await
+        .unwrap();
+    let (mut bob, tb) = tcp_client(addr, "bob", "pw-b", "msrp://bob.example.org:1/b;tcp")
+        .await
+        .unwrap();
+    // Alice streams a 64 MiB chunk; Bob reads it.
+    let total = 64u64 << 20;
+    let head = format!(
+        "MSRP bulk0001 SEND\r\nTo-Path: {ta} {tb} msrp://bob.example.org:1/b;tcp\r\nFrom-Path: msrp://alice.example.org:1/a;tcp\r\nMessage-ID: bulk0001\r\nByte-Range: 1-*/{total}\r\nContent-Type: application/octet-stream\r\n\r\n"
+    );
+    let (_r, mut w) = alice.into_split();
+    let writer = tokio::spawn(async move {
+        let _ = w.write_raw(head.as_bytes()).await;
+        let block = vec![b'x'; 1 << 20];
+        for _ in 0..64 {
+            if w.write_raw(&block).await.is_err() {
+                break;
+            }
+        }
+    });
+    let first = bob.read_message(T).await.unwrap();
+    assert_eq!(
+        first.flag,
+        msrp_proto::Flag::More,
+        "a piece of the transfer is in flight"
+    );
+    let started = Instant::now();
+    let status = relay.terminate();
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "within the 2 s grace (plus margin): {:?}",
+        started.elapsed()
+    );
+    writer.abort();
+}

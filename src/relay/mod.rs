@@ -219,7 +219,7 @@ impl Loaded {
 pub struct Relay {
     shared: Arc<Shared>,
     listeners: Vec<server::Listener>,
-    admin: Option<Admin>,
+    admin_addr: Option<SocketAddr>,
 }
 
 impl Relay {
@@ -236,6 +236,16 @@ impl Relay {
         };
         let listen = settings.listen.clone();
         let shared = Arc::new(Shared::new(settings, users, tls));
+        // The admin listener serves from now on ("not ready" until start), and outlives the
+        // graceful drain so that /readyz says 503 during it.
+        let admin_addr = match admin {
+            Some(admin) => {
+                let addr = admin.local_addr;
+                tokio::spawn(admin.run(shared.clone()));
+                Some(addr)
+            }
+            None => None,
+        };
         let mut listeners = Vec::new();
         for cfg in &listen {
             listeners.push(server::Listener::bind(cfg, shared.server_tls().is_some()).await?);
@@ -243,7 +253,7 @@ impl Relay {
         Ok(Relay {
             shared,
             listeners,
-            admin,
+            admin_addr,
         })
     }
 
@@ -255,7 +265,7 @@ impl Relay {
     }
 
     pub fn admin_addr(&self) -> Option<SocketAddr> {
-        self.admin.as_ref().map(|a| a.local_addr)
+        self.admin_addr
     }
 
     pub fn shared(&self) -> &Arc<Shared> {
@@ -266,9 +276,6 @@ impl Relay {
     pub fn start(self) -> RelayHandle {
         let addrs = self.local_addrs();
         let admin_addr = self.admin_addr();
-        if let Some(admin) = self.admin {
-            self.shared.tasks.spawn(admin.run(self.shared.clone()));
-        }
         for l in self.listeners {
             let shared = self.shared.clone();
             self.shared.tasks.spawn(l.run(shared));
@@ -341,6 +348,7 @@ impl RelayHandle {
             self.shared.shutdown.cancel();
             self.shared.tasks.wait().await;
         }
+        self.shared.shutdown.cancel();
     }
 
     /// Close everything now.
