@@ -178,6 +178,15 @@ impl ConnHandle {
         if self.is_closed() {
             return Err(Closed);
         }
+        // The common case, a queue with room, costs no timer.
+        let frame = match queue.try_send(frame) {
+            Ok(()) => {
+                self.queued.inc();
+                return Ok(());
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(Closed),
+            Err(mpsc::error::TrySendError::Full(frame)) => frame,
+        };
         match tokio::time::timeout(self.stall, queue.send(frame)).await {
             Ok(Ok(())) => {
                 self.queued.inc();

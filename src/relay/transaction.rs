@@ -159,24 +159,38 @@ pub fn new_tid() -> TransactionId {
 /// True when `-------<tid>` occurs in the body pieces, including across piece boundaries
 /// (RFC 4976 §6.4: the new tid must not appear as an end-line inside the body).
 pub fn tid_in_body(tid: &TransactionId, body: &[Bytes]) -> bool {
-    let mut needle = Vec::with_capacity(7 + tid.as_bytes().len());
-    needle.extend_from_slice(b"-------");
-    needle.extend_from_slice(tid.as_bytes());
-    let finder = memchr::memmem::Finder::new(&needle);
-    let n = needle.len();
+    let tid = tid.as_bytes();
+    let n = 7 + tid.len();
+    if let [one] = body {
+        return end_line_in(one, tid);
+    }
     let mut tail: Vec<u8> = Vec::new();
     for piece in body {
-        if finder.find(piece).is_some() {
+        if end_line_in(piece, tid) {
             return true;
         }
         if !tail.is_empty() {
             let mut joint = std::mem::take(&mut tail);
             joint.extend_from_slice(&piece[..piece.len().min(n - 1)]);
-            if finder.find(&joint).is_some() {
+            if end_line_in(&joint, tid) {
                 return true;
             }
         }
         tail = piece[piece.len().saturating_sub(n - 1)..].to_vec();
+    }
+    false
+}
+
+/// `-------<tid>` in `hay`, with one searcher for the dashes built once per process.
+fn end_line_in(hay: &[u8], tid: &[u8]) -> bool {
+    static DASHES: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"-------"));
+    let mut from = 0;
+    while let Some(p) = DASHES.find(&hay[from..]) {
+        if hay[from + p + 7..].starts_with(tid) {
+            return true;
+        }
+        from += p + 1;
     }
     false
 }
