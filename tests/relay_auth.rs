@@ -313,3 +313,17 @@ async fn client_auth_helper_verifies_rspauth_and_reports_bad_passwords() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn listeners_serve_ipv6() {
+    let relay = TestRelay::start_with(|s| {
+        s.listen = vec![msrp_relay::config::ListenerConfig {
+            transport: msrp_relay::config::Transport::Tls,
+            address: "[::1]:0".parse().unwrap(),
+        }];
+    })
+    .await;
+    assert!(relay.tls_addr().is_ipv6());
+    let (_c, grant, _) = relay.client(FROM).await;
+    assert_eq!(grant.use_path[0].port(), Some(relay.tls_addr().port()));
+}
