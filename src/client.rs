@@ -93,6 +93,12 @@ impl Connection {
         Ok(Connection::from_io(Box::new(tls), addr))
     }
 
+    /// A connection accepted by a listener of ours (an endpoint in a test or a probe).
+    pub fn accepted(tcp: TcpStream) -> Result<Connection, ClientError> {
+        let peer = tcp.peer_addr()?;
+        Ok(Connection::from_io(Box::new(tcp), peer))
+    }
+
     fn from_io(io: Box<dyn Io>, peer: SocketAddr) -> Connection {
         Connection {
             io,

@@ -11,7 +11,6 @@ use common::*;
 use msrp_proto::{Flag, Method, MsrpUri};
 use msrp_relay::client::SendOptions;
 use msrp_relay::config::{Settings, StaticHost};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Every test name resolves to 127.0.0.1 through `dns.static_hosts`.
 fn names(s: &mut Settings, extra: &[&str]) {
@@ -279,12 +278,12 @@ async fn endpoint_next_hop_is_dialled_and_a_dead_one_yields_a_report() {
         .await
         .unwrap()
         .unwrap();
-    let mut ep = endpoint_conn(sock);
-    let m = ep.read().await;
+    let mut ep = msrp_relay::client::Connection::accepted(sock).unwrap();
+    let m = ep.read_message(T).await.unwrap();
     assert_eq!(m.body_str(), "to an endpoint");
     assert_eq!(strs(m.head.from_path()), [ta.as_str(), alice_uri.as_str()]);
     assert_eq!(m.flag, Flag::Complete);
-    ep.respond_ok(&m.head).await;
+    ep.respond(&m.head, 200, "OK").await.unwrap();
 
     // The endpoint goes silent and then away: the outstanding SEND becomes a REPORT.
     let opts = SendOptions {
@@ -304,7 +303,7 @@ async fn endpoint_next_hop_is_dialled_and_a_dead_one_yields_a_report() {
         alice.read_message(T).await.unwrap().head.response_code(),
         Some(200)
     );
-    let _ = ep.read().await;
+    let _ = ep.read_message(T).await.unwrap();
     drop(ep);
     let r = alice.read_message(T).await.unwrap();
     assert_eq!(r.head.method(), Some(&Method::Report));
@@ -331,56 +330,4 @@ async fn endpoint_next_hop_is_dialled_and_a_dead_one_yields_a_report() {
         .await
         .unwrap();
     assert_eq!(m.head.response_code(), Some(481));
-}
-
-/// The accepted side of an endpoint connection, read with the protocol decoder.
-struct Endpoint {
-    sock: tokio::net::TcpStream,
-    dec: msrp_proto::Decoder,
-    buf: bytes::BytesMut,
-}
-
-fn endpoint_conn(sock: tokio::net::TcpStream) -> Endpoint {
-    Endpoint {
-        sock,
-        dec: msrp_proto::Decoder::new(msrp_proto::Limits::default()),
-        buf: bytes::BytesMut::new(),
-    }
-}
-
-impl Endpoint {
-    async fn read(&mut self) -> msrp_relay::client::Message {
-        let mut head = None;
-        let mut body = Vec::new();
-        loop {
-            while let Some(ev) = self.dec.decode(&mut self.buf).unwrap() {
-                match ev {
-                    msrp_proto::Event::Head(h) => head = Some(h),
-                    msrp_proto::Event::Body(b) => body.extend_from_slice(&b),
-                    msrp_proto::Event::End(flag) => {
-                        return msrp_relay::client::Message {
-                            head: head.take().unwrap(),
-                            body: body.into(),
-                            flag,
-                        };
-                    }
-                }
-            }
-            let n = tokio::time::timeout(T, self.sock.read_buf(&mut self.buf))
-                .await
-                .unwrap()
-                .unwrap();
-            assert!(n > 0, "endpoint connection closed");
-        }
-    }
-
-    async fn respond_ok(&mut self, req: &msrp_proto::Head) {
-        let mut buf = bytes::BytesMut::new();
-        msrp_proto::encoder::HeadWriter::response(&mut buf, req.tid(), 200, b"OK")
-            .path(msrp_proto::HeaderName::ToPath, &req.from_path()[..1])
-            .path(msrp_proto::HeaderName::FromPath, &req.to_path()[..1])
-            .finish(false);
-        msrp_proto::encoder::write_end_line(&mut buf, req.tid(), Flag::Complete, false);
-        self.sock.write_all(&buf).await.unwrap();
-    }
 }

@@ -10,8 +10,6 @@ use common::*;
 use msrp_proto::{Flag, Method, MsrpUri};
 use msrp_relay::client::{ClientError, Connection, Message, SendOptions};
 
-const ALICE: &str = "msrps://alice.example.org:7965/bar;tcp";
-const BOB: &str = "msrps://bob.example.net:8145/foo;tcp";
 /// How long "nothing arrives" is watched for.
 const QUIET: Duration = Duration::from_millis(300);
 
@@ -40,15 +38,6 @@ async fn nothing_arrives(c: &mut Connection, who: &str) {
         Ok(m) => panic!("{who} received {:?}", m.head),
         Err(e) => panic!("{who}: {e}"),
     }
-}
-
-/// Alice and Bob, both clients of `relay`, and Alice's To-Path toward Bob
-/// (`<A token> <B token> <bob>`, RFC 7977 §8.3.2).
-async fn alice_and_bob(relay: &TestRelay) -> (Connection, Connection, Vec<MsrpUri>, MsrpUri) {
-    let (alice, a, alice_uri) = relay.client(ALICE).await;
-    let (bob, b, bob_uri) = relay.client(BOB).await;
-    let to = vec![a.use_path[0].clone(), b.use_path[0].clone(), bob_uri];
-    (alice, bob, to, alice_uri)
 }
 
 /// Alice sends a valid SEND with `message_id`; it must get its 200 and be the next thing

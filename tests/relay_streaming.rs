@@ -11,8 +11,6 @@ use md5::{Digest as _, Md5};
 use msrp_proto::{ByteRange, Flag, Method, MsrpUri};
 use msrp_relay::client::{ClientError, Connection, Message, SendOptions};
 
-const ALICE: &str = "msrps://alice.example.org:7965/bar;tcp";
-const BOB: &str = "msrps://bob.example.net:8145/foo;tcp";
 const QUIET: Duration = Duration::from_millis(300);
 
 fn join(uris: &[MsrpUri]) -> String {
@@ -52,13 +50,6 @@ async fn nothing_arrives(c: &mut Connection, who: &str) {
         Ok(m) => panic!("{who} received {:?}", m.head),
         Err(e) => panic!("{who}: {e}"),
     }
-}
-
-async fn alice_and_bob(relay: &TestRelay) -> (Connection, Connection, Vec<MsrpUri>, MsrpUri) {
-    let (alice, a, alice_uri) = relay.client(ALICE).await;
-    let (bob, b, bob_uri) = relay.client(BOB).await;
-    let to = vec![a.use_path[0].clone(), b.use_path[0].clone(), bob_uri];
-    (alice, bob, to, alice_uri)
 }
 
 /// Checks that `piece` is the next piece of a re-chunked message at byte `next` and returns

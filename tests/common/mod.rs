@@ -172,3 +172,15 @@ impl TestRelay {
 pub fn uri(s: &str) -> MsrpUri {
     s.parse().unwrap()
 }
+
+pub const ALICE: &str = "msrps://alice.example.org:7965/bar;tcp";
+pub const BOB: &str = "msrps://bob.example.net:8145/foo;tcp";
+
+/// Alice and Bob, both clients of `relay`, and Alice's To-Path toward Bob
+/// (`<A token> <B token> <bob>`, RFC 7977 §8.3.2).
+pub async fn alice_and_bob(relay: &TestRelay) -> (Connection, Connection, Vec<MsrpUri>, MsrpUri) {
+    let (alice, a, alice_uri) = relay.client(ALICE).await;
+    let (bob, b, bob_uri) = relay.client(BOB).await;
+    let to = vec![a.use_path[0].clone(), b.use_path[0].clone(), bob_uri];
+    (alice, bob, to, alice_uri)
+}
