@@ -215,10 +215,11 @@ async fn t17_grammar_violations_are_refused_and_never_forwarded() {
     );
     valid_send_arrives(&mut alice, &mut bob, &to, &alice_uri, "t17ok002").await;
 
-    // A non-SEND body over 10240 octets (RFC 4975 §7.1): 413 where a response is allowed.
+    // A non-SEND body over 10240 octets (RFC 4975 §7.1): 413 where a response is allowed
+    // (an AUTH here; unknown methods, like REPORT, are never answered, RFC 4976 §6.4.2).
     let big = vec![b'x'; 11_000];
     let mut foo = format!(
-        "MSRP b1gf00b4 FOO\r\nTo-Path: {to_s}\r\nFrom-Path: {from_s}\r\nContent-Type: text/plain\r\n\r\n"
+        "MSRP b1gf00b4 AUTH\r\nTo-Path: {to_s}\r\nFrom-Path: {from_s}\r\nContent-Type: text/plain\r\n\r\n"
     )
     .into_bytes();
     foo.extend_from_slice(&big);

@@ -126,12 +126,63 @@ fn toward_owner(route: &Route, rest: &[MsrpUri], pop: usize, trusted: bool) -> D
     }
 }
 
-/// May the relay answer this request with an error? Never a REPORT (RFC 4975 §7.1.2), and
-/// never a SEND with `Failure-Report: no` (RFC 4975 §7.1.4).
+/// May the relay answer this request with an error? A SEND unless `Failure-Report: no`
+/// (RFC 4975 §7.1.4), and an AUTH. Never a REPORT (RFC 4975 §7.1.2), nor an unknown method,
+/// which a relay treats as if it were a REPORT (RFC 4976 §6.4.2), nor a response.
 pub fn may_respond(method: Option<&Method>, failure_report: msrp_proto::FailureReport) -> bool {
     match method {
-        None | Some(Method::Report) => false,
         Some(Method::Send) => failure_report != msrp_proto::FailureReport::No,
-        Some(_) => true,
+        Some(Method::Auth) => true,
+        Some(Method::Report | Method::Other(_)) | None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use msrp_proto::FailureReport;
+
+    /// RFC 4975 §7.1.2, §7.1.4; RFC 4976 §6.4.2.
+    #[test]
+    fn only_sends_and_auths_are_ever_answered() {
+        assert!(may_respond(Some(&Method::Send), FailureReport::Yes));
+        assert!(may_respond(Some(&Method::Send), FailureReport::Partial));
+        assert!(!may_respond(Some(&Method::Send), FailureReport::No));
+        assert!(may_respond(Some(&Method::Auth), FailureReport::Yes));
+        assert!(!may_respond(Some(&Method::Report), FailureReport::Yes));
+        let foo = Method::Other(bytes::Bytes::from_static(b"FOO"));
+        assert!(!may_respond(Some(&foo), FailureReport::Yes));
+        assert!(!may_respond(None, FailureReport::Yes));
+    }
+
+    /// RFC 4976 §5.1, §8: an AUTH may name the relay without a port or with its own.
+    #[test]
+    fn auth_uri_recognition() {
+        let u = |s: &str| s.parse::<MsrpUri>().unwrap();
+        assert!(addresses_relay(
+            &u("msrps://alice@Relay.Example.com;tcp"),
+            "relay.example.com",
+            2855
+        ));
+        assert!(addresses_relay(
+            &u("msrps://relay.example.com:2855;tcp"),
+            "relay.example.com",
+            2855
+        ));
+        assert!(!addresses_relay(
+            &u("msrps://relay.example.com:2856;tcp"),
+            "relay.example.com",
+            2855
+        ));
+        assert!(!addresses_relay(
+            &u("msrps://relay.example.com:2855/tok;tcp"),
+            "relay.example.com",
+            2855
+        ));
+        assert!(!addresses_relay(
+            &u("msrps://other.example.com;tcp"),
+            "relay.example.com",
+            2855
+        ));
     }
 }
