@@ -20,6 +20,8 @@ while [ ! -s "$RENDEZVOUS/bob.path" ]; do
     sleep 0.5
 done
 to=$(head -n 1 "$RENDEZVOUS/bob.path")
+# Use a path once: the next alice waits for the next bob.
+rm -f "$RENDEZVOUS/bob.path"
 echo "alice: sending to: $to"
 
 exec msrp-relay send \

@@ -10,6 +10,9 @@ RENDEZVOUS=${RENDEZVOUS:-/rendezvous}
 COUNT=${BOB_COUNT:-1}
 out=$(mktemp)
 
+# A path left by an earlier bob is stale: its token died with that bob's connection.
+rm -f "$RENDEZVOUS/bob.path" "$RENDEZVOUS/bob.path.tmp"
+
 msrp-relay listen \
     --relay msrps://relay-b.msrp.test:2855 \
     --user bob --password-file /lab/clients/bob.password \

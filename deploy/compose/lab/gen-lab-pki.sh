@@ -1,7 +1,7 @@
 #!/bin/sh
 # One-shot set-up of the compose lab (the `certs` service): a CA, a certificate for each
 # relay (server and client use: the relays use it for mutual TLS), users files with known
-# lab passwords, and an empty rendezvous directory for Bob's path.
+# lab passwords, and the rendezvous directory where bob publishes his path.
 #
 # Idempotent: what exists is kept (so the relays keep their certificates across
 # `docker compose up` runs); `docker compose down -v` starts from scratch. Everything is
@@ -87,9 +87,6 @@ user bob relay-b bob-lab-password
 for d in relay-a relay-b clients; do
     cp "$CA_DIR/ca.pem" "$OUT/$d/ca.pem"
 done
-
-# A fresh rendezvous: Alice must never read the path of an earlier Bob.
-rm -f "$OUT/rendezvous/bob.path" "$OUT/rendezvous/bob.path.tmp"
 
 chown -R "$OWNER" "$OUT/relay-a" "$OUT/relay-b" "$OUT/clients" "$OUT/rendezvous"
 chmod 0600 "$OUT/relay-a/relay.key" "$OUT/relay-b/relay.key" "$CLIENTS"/*.password \
