@@ -15,7 +15,9 @@
 #   - shellcheck on the lab scripts and on this script,
 #   - the lab PKI script run into a temporary directory, and `msrp-relay check-config` on
 #     both lab relay configurations against it, when a built msrp-relay binary is found
-#     ($MSRP_RELAY_BIN, else target/{debug,release} under $CARGO_TARGET_DIR or ./target).
+#     ($MSRP_RELAY_BIN, else target/{debug,release} under $CARGO_TARGET_DIR or ./target),
+#   - with OPS_SYSTEMD_SMOKE=1 and a built binary: .ci/systemd-smoke.sh, the unit run by a
+#     real systemd in a throwaway container (start, health, AUTH, reload, sandbox, stop).
 # Exits non-zero when any check fails; every check runs regardless.
 #
 # No Docker engine is needed (nor used): images are not built and the lab is not started.
@@ -187,10 +189,10 @@ shellcheck_check() {
         skip "shellcheck unavailable: scripts not linted"
         return
     fi
-    if shellcheck deploy/compose/lab/*.sh .ci/ops-checks.sh >"$out" 2>&1; then
-        ok "shellcheck (lab scripts, ops-checks.sh)"
+    if shellcheck deploy/compose/lab/*.sh .ci/ops-checks.sh .ci/systemd-smoke.sh >"$out" 2>&1; then
+        ok "shellcheck (lab scripts, .ci scripts)"
     else
-        fail shellcheck "shellcheck (lab scripts, ops-checks.sh)"
+        fail shellcheck "shellcheck (lab scripts, .ci scripts)"
         show "$out"
     fi
 }
@@ -229,6 +231,25 @@ lab_config_check() {
     done
 }
 
+systemd_smoke_check() {
+    local bin out=$work/smoke.out
+    if [ "${OPS_SYSTEMD_SMOKE:-0}" != 1 ]; then
+        skip "systemd smoke test (OPS_SYSTEMD_SMOKE=1 to run .ci/systemd-smoke.sh)"
+        return
+    fi
+    bin=$(relay_binary)
+    if [ -z "$bin" ] || [ ! -x "$bin" ]; then
+        fail smoke "systemd smoke test: no built msrp-relay (cargo build, or set MSRP_RELAY_BIN)"
+        return
+    fi
+    if MSRP_RELAY_BIN=$bin bash .ci/systemd-smoke.sh >"$out" 2>&1; then
+        ok "systemd smoke test: $(grep -c '^PASS' "$out") checks under a real systemd ($bin)"
+    else
+        fail smoke "systemd smoke test ($bin)"
+        show "$out"
+    fi
+}
+
 verify_unit
 security_unit
 sysusers_check
@@ -236,6 +257,7 @@ compose_check
 hadolint_check
 shellcheck_check
 lab_config_check
+systemd_smoke_check
 
 if [ "${#failed[@]}" -gt 0 ]; then
     echo "ops-checks: FAILED: ${failed[*]} ($passed checks OK)"
