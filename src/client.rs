@@ -684,17 +684,8 @@ impl Connection {
         code: u16,
         comment: &str,
     ) -> Result<TransactionId, ClientError> {
-        let tid = new_tid();
-        let mut buf = BytesMut::new();
-        HeadWriter::request(&mut buf, &tid, &Method::Report)
-            .path(HeaderName::ToPath, to_path)
-            .path(HeaderName::FromPath, [from])
-            .header("Message-ID", message_id)
-            .byte_range(byte_range)
-            .status(code, comment)
-            .finish(false);
-        write_end_line(&mut buf, &tid, Flag::Complete, false);
-        self.write_raw(&buf).await?;
+        let (tid, frame) = report_frame(to_path, from, message_id, byte_range, code, comment);
+        self.write_raw(&frame).await?;
         Ok(tid)
     }
 }
@@ -760,6 +751,239 @@ async fn read_message_from<R: AsyncRead + Unpin + ?Sized>(
         buf.reserve(16 * 1024);
         if io.read_buf(buf).await? == 0 {
             return Err(ClientError::Closed);
+        }
+    }
+}
+
+/// The reading half of a split [`Connection`] (see [`Connection::into_split`]).
+pub struct MessageReader {
+    io: tokio::io::ReadHalf<Box<dyn Io>>,
+    decoder: Decoder,
+    buf: BytesMut,
+}
+
+impl MessageReader {
+    /// Read the next whole message. Not cancel-safe: run it in a task of its own.
+    pub async fn next_message(&mut self) -> Result<Message, ClientError> {
+        read_message_from(&mut self.io, &mut self.decoder, &mut self.buf).await
+    }
+}
+
+/// The writing half of a split [`Connection`].
+pub struct MessageWriter {
+    io: tokio::io::WriteHalf<Box<dyn Io>>,
+}
+
+impl MessageWriter {
+    pub async fn write_raw(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        self.io.write_all(bytes).await?;
+        self.io.flush().await?;
+        Ok(())
+    }
+
+    /// As [`Connection::respond`].
+    pub async fn respond(
+        &mut self,
+        request: &Head,
+        code: u16,
+        phrase: &str,
+    ) -> Result<(), ClientError> {
+        self.write_raw(&response_frame(request, code, phrase)).await
+    }
+
+    /// As [`Connection::report`].
+    pub async fn report(
+        &mut self,
+        to_path: &[MsrpUri],
+        from: &MsrpUri,
+        message_id: &[u8],
+        byte_range: ByteRange,
+        code: u16,
+        comment: &str,
+    ) -> Result<TransactionId, ClientError> {
+        let (tid, frame) = report_frame(to_path, from, message_id, byte_range, code, comment);
+        self.write_raw(&frame).await?;
+        Ok(tid)
+    }
+}
+
+impl Connection {
+    /// Split into a reader (to run in a task of its own, so that no message is ever lost to a
+    /// cancelled read) and a writer.
+    pub fn into_split(self) -> (MessageReader, MessageWriter) {
+        let (rd, wr) = tokio::io::split(self.io);
+        (
+            MessageReader {
+                io: rd,
+                decoder: self.decoder,
+                buf: self.buf,
+            },
+            MessageWriter { io: wr },
+        )
+    }
+}
+
+/// A response to `request` (To-Path is the sender: RFC 4975 §7.2).
+fn response_frame(request: &Head, code: u16, phrase: &str) -> BytesMut {
+    let mut buf = BytesMut::new();
+    let from = request.from_path();
+    let to: &[MsrpUri] = if request.method() == Some(&Method::Send) {
+        &from[..1]
+    } else {
+        from
+    };
+    HeadWriter::response(&mut buf, request.tid(), code, phrase.as_bytes())
+        .path(HeaderName::ToPath, to)
+        .path(HeaderName::FromPath, [&request.to_path()[0]])
+        .finish(false);
+    write_end_line(&mut buf, request.tid(), Flag::Complete, false);
+    buf
+}
+
+fn report_frame(
+    to_path: &[MsrpUri],
+    from: &MsrpUri,
+    message_id: &[u8],
+    byte_range: ByteRange,
+    code: u16,
+    comment: &str,
+) -> (TransactionId, BytesMut) {
+    let tid = new_tid();
+    let mut buf = BytesMut::new();
+    HeadWriter::request(&mut buf, &tid, &Method::Report)
+        .path(HeaderName::ToPath, to_path)
+        .path(HeaderName::FromPath, [from])
+        .header("Message-ID", message_id)
+        .byte_range(byte_range)
+        .status(code, comment)
+        .finish(false);
+    write_end_line(&mut buf, &tid, Flag::Complete, false);
+    (tid, buf)
+}
+
+/// The steps of a Digest AUTH (RFC 4976 §5.1, §9.1) for a caller that drives the exchange
+/// itself, e.g. a listener refreshing its URI while messages keep arriving:
+/// [`AuthExchange::request`], then [`AuthExchange::on_response`] for each response until it
+/// yields a grant.
+pub struct AuthExchange {
+    to_path: Vec<MsrpUri>,
+    me: MsrpUri,
+    user: String,
+    password: String,
+    expires: Option<u64>,
+    /// Set once the challenge was answered.
+    answer: Option<(Credentials, String)>,
+}
+
+/// What to do after a response to an AUTH.
+pub enum AuthStep {
+    /// Write this request (the answer to the challenge) and wait for its response.
+    Send(TransactionId, BytesMut),
+    /// Done.
+    Granted(AuthGrant),
+}
+
+impl AuthExchange {
+    pub fn new(
+        to_path: Vec<MsrpUri>,
+        me: MsrpUri,
+        user: &str,
+        password: &str,
+        expires: Option<u64>,
+    ) -> AuthExchange {
+        AuthExchange {
+            to_path,
+            me,
+            user: user.to_owned(),
+            password: password.to_owned(),
+            expires,
+            answer: None,
+        }
+    }
+
+    /// The first AUTH request, without credentials.
+    pub fn request(&self) -> (TransactionId, BytesMut) {
+        self.frame(None)
+    }
+
+    fn frame(&self, creds: Option<&Credentials>) -> (TransactionId, BytesMut) {
+        let tid = new_tid();
+        let mut buf = BytesMut::new();
+        let mut w = HeadWriter::request(&mut buf, &tid, &Method::Auth);
+        w.path(HeaderName::ToPath, &self.to_path)
+            .path(HeaderName::FromPath, [&self.me]);
+        if let Some(c) = creds {
+            w.header("Authorization", c.to_header_value().as_bytes());
+        }
+        if let Some(e) = self.expires {
+            w.number("Expires", e);
+        }
+        w.finish(false);
+        write_end_line(&mut buf, &tid, Flag::Complete, false);
+        (tid, buf)
+    }
+
+    fn digest_uri(&self) -> Result<&MsrpUri, ClientError> {
+        self.to_path
+            .last()
+            .ok_or_else(|| ClientError::Unexpected("AUTH needs a To-Path".into()))
+    }
+
+    /// Handle the response to the last request written.
+    pub fn on_response(&mut self, response: &Head) -> Result<AuthStep, ClientError> {
+        let relay = self.digest_uri()?.clone();
+        match self.answer.take() {
+            None => {
+                if response.response_code() != Some(401) {
+                    return Err(status_error(response));
+                }
+                let challenge = response
+                    .www_authenticate()
+                    .ok_or_else(|| ClientError::Unexpected("401 without WWW-Authenticate".into()))?
+                    .map_err(|e| ClientError::Unexpected(format!("bad WWW-Authenticate: {e}")))?;
+                if !challenge.supports_auth_md5() {
+                    return Err(ClientError::Unexpected(
+                        "the relay offers no qop=auth with MD5".into(),
+                    ));
+                }
+                let ha1 = msrp_proto::digest::ha1(&self.user, &challenge.realm, &self.password);
+                let cnonce = new_tid().to_string();
+                let creds =
+                    Credentials::answer(&challenge, &self.user, &ha1, relay.as_str(), &cnonce, 1);
+                let (tid, frame) = self.frame(Some(&creds));
+                self.answer = Some((creds, ha1));
+                Ok(AuthStep::Send(tid, frame))
+            }
+            Some((creds, ha1)) => {
+                if response.response_code() != Some(200) {
+                    return Err(status_error(response));
+                }
+                let use_path = response
+                    .use_path()
+                    .ok_or_else(|| ClientError::Unexpected("200 without Use-Path".into()))?
+                    .to_vec();
+                let info = response
+                    .authentication_info()
+                    .ok_or_else(|| {
+                        ClientError::Unexpected(
+                            "200 without Authentication-Info (RFC 4976 §9.1)".into(),
+                        )
+                    })?
+                    .map_err(|e| {
+                        ClientError::Unexpected(format!("bad Authentication-Info: {e}"))
+                    })?;
+                let want =
+                    response_auth(&ha1, &creds.nonce, &creds.nc, &creds.cnonce, relay.as_str());
+                if info.rspauth.as_deref() != Some(want.as_str()) {
+                    return Err(ClientError::Unexpected(
+                        "the relay's rspauth is wrong".into(),
+                    ));
+                }
+                Ok(AuthStep::Granted(AuthGrant {
+                    use_path,
+                    expires: response.expires(),
+                }))
+            }
         }
     }
 }

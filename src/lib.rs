@@ -2,6 +2,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod commands;
 pub mod config;
 pub mod credentials;
 pub mod logging;
