@@ -18,6 +18,7 @@ use clap::Args;
 use msrp_proto::{ByteRange, FailureReport, Flag, Head, Method, MsrpUri};
 use serde::Serialize;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+use tokio::signal::unix::{signal, SignalKind};
 use tokio::time::Instant;
 
 use super::{at, random_own_uri, read_password, CommandError, ConnectArgs, Relay};
@@ -36,7 +37,7 @@ pub struct ListenArgs {
     /// File whose first line is the password.
     #[arg(long, value_name = "FILE")]
     pub password_file: PathBuf,
-    /// Exit after this many complete messages (0: run until Ctrl-C).
+    /// Exit after this many complete messages (0: run until Ctrl-C or SIGTERM).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub count: u64,
     /// Save each message's body in this directory (created if missing), named by its
@@ -101,6 +102,12 @@ pub fn main(args: ListenArgs) -> ExitCode {
 }
 
 async fn listen(args: ListenArgs) -> Result<(), CommandError> {
+    // Installed before anything is printed (a script may signal as soon as it reads the
+    // To-Path), and made once, so that a signal arriving while a message is handled is kept.
+    let signal_err =
+        |source| CommandError::Usage(format!("cannot install a signal handler: {source}"));
+    let mut sigint = signal(SignalKind::interrupt()).map_err(signal_err)?;
+    let mut sigterm = signal(SignalKind::terminate()).map_err(signal_err)?;
     let relay = Relay::from_args(&args.connect)?;
     let password = read_password(&args.password_file)?;
     if let Some(dir) = &args.save_dir {
@@ -167,7 +174,8 @@ async fn listen(args: ListenArgs) -> Result<(), CommandError> {
         }
         let auth_deadline = refreshing.as_ref().map_or(far, |r| r.2);
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break Ok(()),
+            _ = sigint.recv() => break Ok(()),
+            _ = sigterm.recv() => break Ok(()),
             _ = tokio::time::sleep_until(refresh_at.unwrap_or(far)), if refreshing.is_none() && refresh_at.is_some() => {
                 let ex = exchange();
                 let (tid, frame) = ex.request();
