@@ -634,3 +634,65 @@ async fn listener_exits_0_on_sigint() {
     let (code, out, err) = listener.finish().await;
     assert_eq!(code, Some(0), "{out}\n{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listener_drops_an_aborted_message_and_answers_each_chunk() {
+    use msrp_proto::{ByteRange, Flag};
+    use msrp_relay::client::SendOptions;
+    let s = Setup::new().await;
+    let save = s.dir.path().join("saved");
+    let listener = Listener::start(s.listen_args(&[
+        "--count",
+        "1",
+        "--save-dir",
+        save.to_str().unwrap(),
+        "--json",
+    ]))
+    .await;
+    let (mut alice, grant, me) = s.relay.client("msrps://alice.invalid:2855/a1;tcp").await;
+    let mut to = grant.use_path.clone();
+    to.extend(listener.to_path.split(' ').map(uri));
+    let from = [me];
+    let piece = |start: u64, flag| SendOptions {
+        message_id: "abrt0001",
+        byte_range: Some(ByteRange {
+            start,
+            end: Some(start + 4),
+            total: Some(100),
+        }),
+        flag,
+        ..SendOptions::default()
+    };
+    for (start, flag) in [(1, Flag::More), (6, Flag::Abort)] {
+        let tid = alice
+            .send(&to, &from, &piece(start, flag), b"abcde")
+            .await
+            .unwrap();
+        let ok = alice.response_to(&tid, T).await.unwrap();
+        assert_eq!(ok.head.response_code(), Some(200));
+    }
+    let done = SendOptions {
+        message_id: "done0001",
+        ..SendOptions::default()
+    };
+    let tid = alice.send(&to, &from, &done, b"whole").await.unwrap();
+    assert_eq!(
+        alice
+            .response_to(&tid, T)
+            .await
+            .unwrap()
+            .head
+            .response_code(),
+        Some(200)
+    );
+
+    let (code, out, err) = listener.finish().await;
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let events: Vec<serde_json::Value> = out.lines().map(json).collect();
+    assert_eq!(events[0]["event"], "aborted", "{out}");
+    assert_eq!(events[0]["messageId"], "abrt0001");
+    assert_eq!(events[0]["size"], 10);
+    assert_eq!(events[1]["event"], "message", "{out}");
+    assert!(!save.join("abrt0001").exists(), "no partial file is left");
+    assert_eq!(std::fs::read(save.join("done0001")).unwrap(), b"whole");
+}

@@ -316,6 +316,11 @@ impl Listener {
             Flag::More => Ok(()),
             Flag::Abort => {
                 if let Some(inc) = self.incoming.remove(&id) {
+                    // Nothing half-written is left behind under the message's name.
+                    if let Sink::File(file, path) = inc.sink {
+                        drop(file);
+                        let _ = tokio::fs::remove_file(path).await;
+                    }
                     let mid = String::from_utf8_lossy(&id);
                     if self.json {
                         self.emit(&Event::Aborted {
