@@ -598,12 +598,12 @@ async fn listener_renews_its_auth_and_stays_reachable() {
     let relay = TestRelay::start_with(|s| s.auth.expires_min = 1).await;
     let s = Setup::with(relay);
     let mut listener =
-        Listener::start(s.listen_args(&["--count", "1", "--expires", "3", "--json"])).await;
-    // At 80% of 3 s it AUTHs again and announces the new To-Path.
+        Listener::start(s.listen_args(&["--count", "1", "--expires", "6", "--json"])).await;
+    // At 80% of 6 s it AUTHs again and announces the new To-Path.
     let line = listener.next_line().await.expect("an auth event");
     let v = json(&line);
     assert_eq!(v["event"], "auth", "{v}");
-    assert_eq!(v["expires"], 3);
+    assert_eq!(v["expires"], 6);
     let renewed = v["toPath"].as_str().unwrap().to_owned();
     assert_ne!(renewed, listener.to_path, "a new URI for every AUTH");
     assert_eq!(
