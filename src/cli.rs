@@ -43,6 +43,13 @@ pub enum Command {
     CheckConfig,
     /// Print an htdigest line `user:realm:HA1` for the users file.
     HashPassword(HashPasswordArgs),
+    /// Client: AUTH to a relay and send one message through it (exit 0 ok, 1 error answer,
+    /// 2 usage, 3 network or TLS).
+    Send(crate::commands::send::SendArgs),
+    /// Client: connect to a relay, optionally AUTH, report timings and the certificate.
+    Probe(crate::commands::probe::ProbeArgs),
+    /// Client: AUTH to a relay, print the To-Path that reaches this listener, receive messages.
+    Listen(crate::commands::listen::ListenArgs),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Args)]

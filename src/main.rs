@@ -45,6 +45,9 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Send(args) => msrp_relay::commands::send::main(args),
+        Command::Probe(args) => msrp_relay::commands::probe::main(args),
+        Command::Listen(args) => msrp_relay::commands::listen::main(args),
     }
 }
 
