@@ -78,6 +78,13 @@ pub fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
 }
 
 async fn route(req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Body> {
+    if req.uri().path().starts_with("/api/") {
+        let settings = shared.settings();
+        if let Some(r) = crate::probe_api::route(req, &settings).await {
+            return r;
+        }
+        return text(StatusCode::NOT_FOUND, "not found\n");
+    }
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
         (&Method::GET, "/readyz") => {

@@ -8,5 +8,6 @@ pub mod config;
 pub mod credentials;
 pub mod logging;
 pub mod metrics;
+pub mod probe_api;
 pub mod relay;
 pub mod tls;
