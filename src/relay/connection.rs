@@ -187,7 +187,13 @@ impl ConnHandle {
             Err(mpsc::error::TrySendError::Closed(_)) => return Err(Closed),
             Err(mpsc::error::TrySendError::Full(frame)) => frame,
         };
-        match tokio::time::timeout(self.stall, queue.send(frame)).await {
+        // A full queue: wait for room, but not past the target closing (a hard shutdown, or
+        // the connection failing) nor past the stall limit.
+        let sent = tokio::select! {
+            r = tokio::time::timeout(self.stall, queue.send(frame)) => r,
+            _ = self.closed.cancelled() => return Err(Closed),
+        };
+        match sent {
             Ok(Ok(())) => {
                 self.queued.inc();
                 Ok(())
@@ -350,6 +356,7 @@ pub fn spawn(
         data_rx,
         handle.clone(),
         settings.limits.transaction_timeout(),
+        shared.shutdown.clone(),
     ));
     let reader = Reader {
         handle: handle.clone(),
@@ -375,6 +382,7 @@ async fn write_loop(
     mut data: mpsc::Receiver<Frame>,
     handle: Arc<ConnHandle>,
     txn_timeout: Duration,
+    hard_stop: CancellationToken,
 ) {
     let mut batch: Vec<Frame> = Vec::with_capacity(MAX_BATCH);
     loop {
@@ -395,7 +403,15 @@ async fn write_loop(
                 break;
             }
         }
-        if let Err(e) = write_batch(&mut wr, &batch, handle.stall).await {
+        // Whole frames only, except at a hard shutdown, which abandons a stuck write.
+        let written = tokio::select! {
+            r = write_batch(&mut wr, &batch, handle.stall) => r,
+            _ = hard_stop.cancelled() => {
+                handle.close();
+                return;
+            }
+        };
+        if let Err(e) = written {
             tracing::debug!(peer = %handle.peer, conn = handle.id, error = %e, "write failed");
             break;
         }
@@ -424,6 +440,9 @@ async fn write_loop(
         }
     }
     handle.close();
+    if hard_stop.is_cancelled() {
+        return;
+    }
     // Whatever was queued before the close (a last response, a 403 before closing) still
     // goes out, within a bounded time.
     let drain = async {
