@@ -164,8 +164,11 @@ impl ByteRange {
         if start == 0 {
             return None;
         }
+        // range-end >= range-start - 1 (`n-(n-1)` is empty). Written without `e + 1`, which
+        // overflows for a range-end of u64::MAX, a value the grammar allows (RFC 4975 §9
+        // `range-end = 1*DIGIT`; §14.5: never trust these numbers).
         if let Some(e) = end {
-            if e + 1 < start {
+            if e < start - 1 {
                 return None;
             }
         }
@@ -762,5 +765,39 @@ fn is_media_type(s: &[u8]) -> bool {
                 && st.iter().all(|&b| is_token_char(b))
         }
         None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the proptest chunking test: `e + 1` overflowed (a panic in debug builds, and
+    /// in release a valid range rejected) for a range-end of u64::MAX (RFC 4975 §9, §14.5).
+    #[test]
+    fn rfc4975_s9_byte_range_end_at_u64_max() {
+        let max = u64::MAX;
+        assert_eq!(
+            ByteRange::parse(b"1-18446744073709551615/*"),
+            Some(ByteRange {
+                start: 1,
+                end: Some(max),
+                total: None
+            })
+        );
+        assert_eq!(
+            ByteRange::parse(b"18446744073709551615-18446744073709551615/18446744073709551615"),
+            Some(ByteRange {
+                start: max,
+                end: Some(max),
+                total: Some(max)
+            })
+        );
+        // The empty range just before u64::MAX, and one that ends before it starts.
+        assert!(ByteRange::parse(b"18446744073709551615-18446744073709551614/*").is_some());
+        assert_eq!(
+            ByteRange::parse(b"18446744073709551615-18446744073709551613/*"),
+            None
+        );
     }
 }
