@@ -327,6 +327,20 @@ fn is_text(s: &[u8]) -> bool {
     s.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7F))
 }
 
+/// The offset of the first CRLF in `s`.
+pub(crate) fn find_crlf(s: &[u8]) -> Option<usize> {
+    // memchr for the LF, then look back for its CR: for short head lines this is much cheaper
+    // than building a substring searcher for every call.
+    let mut from = 0;
+    loop {
+        let lf = from + memchr::memchr(b'\n', &s[from..])?;
+        if lf > 0 && s[lf - 1] == b'\r' {
+            return Some(lf - 1);
+        }
+        from = lf + 1;
+    }
+}
+
 /// Split `raw` into lines at CRLF (the head block ends with CRLF).
 fn lines(raw: &[u8]) -> impl Iterator<Item = Range<usize>> + '_ {
     let mut at = 0;
@@ -334,7 +348,7 @@ fn lines(raw: &[u8]) -> impl Iterator<Item = Range<usize>> + '_ {
         if at >= raw.len() {
             return None;
         }
-        let rel = memchr::memmem::find(&raw[at..], b"\r\n")?;
+        let rel = find_crlf(&raw[at..])?;
         let r = at..at + rel;
         at += rel + 2;
         Some(r)
@@ -464,7 +478,7 @@ impl Head {
             to_path: Vec::new(),
             from_path: Vec::new(),
             rest_at: rest_at as u32,
-            headers: Vec::new(),
+            headers: Vec::with_capacity(8),
             message_id: None,
             byte_range: None,
             success_report: None,
@@ -480,7 +494,8 @@ impl Head {
         let mut mime_headers = 0usize;
         for r in it {
             let line = &raw[r.clone()];
-            let (name, v) = split_header(line).ok_or(context(Violation::HeaderLine))?;
+            // `ok_or_else`: the context clones both paths, which must not happen per line.
+            let (name, v) = split_header(line).ok_or_else(|| context(Violation::HeaderLine))?;
             let value_bytes = &line[v..];
             if !is_text(value_bytes) {
                 return Err(context(Violation::HeaderLine));
@@ -774,6 +789,23 @@ mod tests {
 
     /// Found by the proptest chunking test: `e + 1` overflowed (a panic in debug builds, and
     /// in release a valid range rejected) for a range-end of u64::MAX (RFC 4975 §9, §14.5).
+    #[test]
+    fn find_crlf_is_the_first_cr_lf_pair() {
+        for (s, want) in [
+            (&b""[..], None),
+            (b"\r", None),
+            (b"\n", None),
+            (b"\n\r", None),
+            (b"\r\n", Some(0)),
+            (b"a\nb\r\n", Some(3)),
+            (b"\r\r\n", Some(1)),
+            (b"\n\n\r\n\r\n", Some(2)),
+        ] {
+            assert_eq!(find_crlf(s), want, "{s:?}");
+            assert_eq!(find_crlf(s), memchr::memmem::find(s, b"\r\n"));
+        }
+    }
+
     #[test]
     fn rfc4975_s9_byte_range_end_at_u64_max() {
         let max = u64::MAX;
