@@ -89,20 +89,48 @@ fn span(r: Range<usize>) -> Span {
     r.start as u16..r.end as u16
 }
 
-fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
-}
+// Character classes as one table lookup each (the parser runs for every path URI of every
+// message). Bits of `CLASS`:
+const UNRESERVED: u8 = 1; // RFC 3986 unreserved: ALPHA DIGIT - . _ ~
+const SUB_DELIM: u8 = 2; // RFC 3986 sub-delims: ! $ & ' ( ) * + , ; =
+const SID_EXTRA: u8 = 4; // session-id also allows + = / (RFC 4975 §9)
+const TOKEN: u8 = 8; // RFC 4975 §9 token
 
-fn is_sub_delim(b: u8) -> bool {
-    matches!(
-        b,
-        b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
-    )
+const CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        let mut bits = 0;
+        if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~') {
+            bits |= UNRESERVED;
+        }
+        if matches!(
+            c,
+            b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
+        ) {
+            bits |= SUB_DELIM;
+        }
+        if matches!(c, b'+' | b'=' | b'/') {
+            bits |= SID_EXTRA;
+        }
+        if matches!(c, 0x21 | 0x23..=0x27 | 0x2A | 0x2B | 0x2D | 0x2E | 0x30..=0x39 | 0x41..=0x5A | 0x5E..=0x7E)
+        {
+            bits |= TOKEN;
+        }
+        t[b] = bits;
+        b += 1;
+    }
+    t
+};
+
+fn is_class(b: u8, class: u8) -> bool {
+    CLASS[usize::from(b)] & class != 0
 }
 
 /// RFC 4975 §9 `token`.
 pub(crate) fn is_token_char(b: u8) -> bool {
-    matches!(b, 0x21 | 0x23..=0x27 | 0x2A | 0x2B | 0x2D | 0x2E | 0x30..=0x39 | 0x41..=0x5A | 0x5E..=0x7E)
+    is_class(b, TOKEN)
 }
 
 /// `pct-encoded / unreserved / sub-delims` with well-formed percent escapes (RFC 3986 §2).
@@ -110,6 +138,10 @@ fn valid_pct_text(s: &[u8], extra: &[u8]) -> bool {
     let mut i = 0;
     while i < s.len() {
         let b = s[i];
+        if is_class(b, UNRESERVED | SUB_DELIM) {
+            i += 1;
+            continue;
+        }
         if b == b'%' {
             if i + 2 >= s.len() {
                 return false;
@@ -120,7 +152,7 @@ fn valid_pct_text(s: &[u8], extra: &[u8]) -> bool {
             i += 3;
             continue;
         }
-        if !(is_unreserved(b) || is_sub_delim(b) || extra.contains(&b)) {
+        if !extra.contains(&b) {
             return false;
         }
         i += 1;
@@ -144,9 +176,7 @@ impl MsrpUri {
             return Err(UriError::Scheme);
         };
         // The authority ends at the first "/" (session-id) or ";" (transport).
-        let auth_end = s[rest_at..]
-            .iter()
-            .position(|&b| b == b'/' || b == b';')
+        let auth_end = memchr::memchr2(b'/', b';', &s[rest_at..])
             .map(|p| p + rest_at)
             .ok_or(UriError::Transport)?;
         let authority = &s[rest_at..auth_end];
@@ -184,8 +214,11 @@ impl MsrpUri {
             if host.is_empty() || !valid_pct_text(host, b"") {
                 return Err(UriError::Host);
             }
-            let kind = match std::str::from_utf8(host)
-                .ok()
+            // Only digits and dots can be an IPv4 literal; skip the parser for names.
+            let dotted = host.iter().all(|&b| b.is_ascii_digit() || b == b'.');
+            let kind = match dotted
+                .then(|| std::str::from_utf8(host).ok())
+                .flatten()
                 .and_then(|h| Ipv4Addr::from_str(h).ok())
             {
                 Some(v4) => Host::V4(v4),
@@ -205,17 +238,11 @@ impl MsrpUri {
         let mut at = auth_end;
         let session_id = if s[at] == b'/' {
             let start = at + 1;
-            let end = s[start..]
-                .iter()
-                .position(|&b| b == b';')
+            let end = memchr::memchr(b';', &s[start..])
                 .map(|p| p + start)
                 .ok_or(UriError::Transport)?;
             let sid = &s[start..end];
-            if sid.is_empty()
-                || !sid
-                    .iter()
-                    .all(|&b| is_unreserved(b) || matches!(b, b'+' | b'=' | b'/'))
-            {
+            if sid.is_empty() || !sid.iter().all(|&b| is_class(b, UNRESERVED | SID_EXTRA)) {
                 return Err(UriError::SessionId);
             }
             at = end;
@@ -225,9 +252,7 @@ impl MsrpUri {
         };
         // s[at] == b';'
         let t_start = at + 1;
-        let t_end = s[t_start..]
-            .iter()
-            .position(|&b| b == b';')
+        let t_end = memchr::memchr(b';', &s[t_start..])
             .map(|p| p + t_start)
             .unwrap_or(s.len());
         let transport = &s[t_start..t_end];
@@ -473,9 +498,7 @@ pub fn parse_path(value: &Bytes, max: usize) -> Result<Vec<MsrpUri>, PathError> 
             break;
         }
         let start = i;
-        while i < bytes.len() && bytes[i] != b' ' && bytes[i] != b'\t' {
-            i += 1;
-        }
+        i = memchr::memchr2(b' ', b'\t', &bytes[i..]).map_or(bytes.len(), |p| i + p);
         if out.len() == max {
             return Err(PathError::TooMany);
         }
@@ -605,6 +628,20 @@ mod tests {
             parse_path(&Bytes::from_static(b"  "), 4).err(),
             Some(PathError::Empty)
         );
+    }
+
+    /// The lookup table says exactly what the grammar's character classes say.
+    #[test]
+    fn rfc3986_rfc4975_character_classes() {
+        for b in 0..=255u8 {
+            let unreserved = b.is_ascii_alphanumeric() || b"-._~".contains(&b);
+            let sub_delim = b"!$&'()*+,;=".contains(&b);
+            let token = matches!(b, 0x21 | 0x23..=0x27 | 0x2A | 0x2B | 0x2D | 0x2E | 0x30..=0x39 | 0x41..=0x5A | 0x5E..=0x7E);
+            assert_eq!(is_class(b, UNRESERVED), unreserved, "{b:#x}");
+            assert_eq!(is_class(b, SUB_DELIM), sub_delim, "{b:#x}");
+            assert_eq!(is_class(b, SID_EXTRA), b"+=/".contains(&b), "{b:#x}");
+            assert_eq!(is_token_char(b), token, "{b:#x}");
+        }
     }
 
     #[test]
