@@ -139,6 +139,9 @@ pub struct Decoder {
     limits: Limits,
     state: State,
     delim: Finder<'static>,
+    /// The CRLF offsets of the head lines read so far (relative to the head's start), handed
+    /// to the head parser so that it does not search them again. Reused between messages.
+    line_ends: Vec<u32>,
 }
 
 impl Decoder {
@@ -150,6 +153,7 @@ impl Decoder {
                 lines: 0,
             },
             delim: Finder::new(DELIM).into_owned(),
+            line_ends: Vec::with_capacity(16),
         }
     }
 
@@ -312,7 +316,7 @@ impl Decoder {
         if complete_lines >= 3 {
             let end = nth_line_end(buf, 3);
             let first_three = Bytes::copy_from_slice(&buf[..end]);
-            let context = match Head::parse_inner(first_three, false, &self.limits) {
+            let context = match Head::parse_inner(first_three, false, &self.limits, None) {
                 Ok(head) => Some(Box::new(reject_context(&head))),
                 Err(f) => f.context,
             };
@@ -332,6 +336,10 @@ impl Decoder {
             unreachable!("called in the Head state")
         };
         let (mut at, mut lines) = (scanned, lines);
+        if lines == 0 {
+            // A new head (no complete line yet).
+            self.line_ends.clear();
+        }
         let (max_start_line, max_header_line, max_headers, max_head_size) = (
             self.limits.max_start_line,
             self.limits.max_header_line,
@@ -387,7 +395,7 @@ impl Decoder {
             if lines > 0 && line.is_empty() {
                 // Blank line: the head ends and a body follows (G7).
                 let raw = buf.split_to(at).freeze();
-                return match Head::parse_inner(raw, true, &self.limits) {
+                return match Head::parse_inner(raw, true, &self.limits, Some(&self.line_ends)) {
                     Ok(head) => {
                         buf.advance(2);
                         let tid = *head.tid();
@@ -409,7 +417,7 @@ impl Decoder {
                 let end_len = eol + 2 - at;
                 let end_line = Bytes::copy_from_slice(&buf[at..eol]);
                 let raw = buf.split_to(at).freeze();
-                return match Head::parse_inner(raw, false, &self.limits) {
+                return match Head::parse_inner(raw, false, &self.limits, Some(&self.line_ends)) {
                     Ok(head) => {
                         let body = &end_line[7..];
                         let tid = head.tid().as_bytes();
@@ -440,6 +448,8 @@ impl Decoder {
                     }
                 };
             }
+            // Heads are far below 4 GiB (head offsets are u32 throughout, see `HeaderField`).
+            self.line_ends.push(eol as u32);
             lines += 1;
             at = eol + 2;
             if lines > max_headers + 1 {

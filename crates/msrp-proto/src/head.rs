@@ -341,16 +341,21 @@ pub(crate) fn find_crlf(s: &[u8]) -> Option<usize> {
     }
 }
 
-/// Split `raw` into lines at CRLF (the head block ends with CRLF).
-fn lines(raw: &[u8]) -> impl Iterator<Item = Range<usize>> + '_ {
+/// Split `raw` into lines at CRLF (the head block ends with CRLF). `ends`, when the caller
+/// already found them (the decoder does, line by line), are the offsets of every line's CRLF.
+fn lines<'a>(raw: &'a [u8], ends: Option<&'a [u32]>) -> impl Iterator<Item = Range<usize>> + 'a {
     let mut at = 0;
+    let mut ends = ends.map(|e| e.iter());
     std::iter::from_fn(move || {
         if at >= raw.len() {
             return None;
         }
-        let rel = find_crlf(&raw[at..])?;
-        let r = at..at + rel;
-        at += rel + 2;
+        let eol = match &mut ends {
+            Some(ends) => *ends.next()? as usize,
+            None => at + find_crlf(&raw[at..])?,
+        };
+        let r = at..eol;
+        at = eol + 2;
         Some(r)
     })
 }
@@ -414,7 +419,7 @@ impl Head {
     /// the blank line or end-line that follows. `has_body` says whether a blank line (and so a
     /// body) followed it.
     pub fn parse(raw: Bytes, has_body: bool, limits: &Limits) -> Result<Head, DecodeError> {
-        Head::parse_inner(raw, has_body, limits).map_err(|f| match f.context {
+        Head::parse_inner(raw, has_body, limits, None).map_err(|f| match f.context {
             Some(context) => DecodeError::Rejected {
                 violation: f.violation,
                 context,
@@ -425,16 +430,18 @@ impl Head {
         })
     }
 
+    /// `line_ends`: the offset of every line's CRLF in `raw`, when already known.
     pub(crate) fn parse_inner(
         raw: Bytes,
         has_body: bool,
         limits: &Limits,
+        line_ends: Option<&[u32]>,
     ) -> Result<Head, HeadFailure> {
         let fail = |violation| HeadFailure {
             violation,
             context: None,
         };
-        let mut it = lines(&raw);
+        let mut it = lines(&raw, line_ends);
         let start_line = it.next().ok_or(fail(Violation::StartLine))?;
         let start = parse_start_line(&raw[start_line], limits).map_err(fail)?;
 
