@@ -16,11 +16,16 @@ use proptest::prelude::*;
 use proptest::sample::select;
 
 fn config() -> ProptestConfig {
+    config_with(256)
+}
+
+/// `cases` by default, or `PROPTEST_CASES` when set.
+fn config_with(cases: u32) -> ProptestConfig {
     ProptestConfig {
         cases: std::env::var("PROPTEST_CASES")
             .ok()
             .and_then(|c| c.parse().ok())
-            .unwrap_or(256),
+            .unwrap_or(cases),
         // Failures found so far are kept as unit tests in the modules they concern.
         failure_persistence: None,
         ..ProptestConfig::default()
@@ -638,60 +643,6 @@ proptest! {
         }
     }
 
-    /// Several messages back to back, fed in random read sizes, decode exactly as when fed
-    /// whole: the same heads, bodies, flags and errors in the same order. Some messages break
-    /// a rule after their paths (rejected and skipped, RFC 4975 §10.2), and the limits are
-    /// random and small so that reads split them at every boundary.
-    #[test]
-    fn chunking_invariance(
-        msgs in vec((msg(), 0u8..8), 1..5),
-        sizes in vec(1usize..64, 1..16),
-        max_head_size in 150usize..1200,
-        max_header_line in 100usize..600,
-        max_non_send_body in 0usize..300,
-    ) {
-        let mut input = Vec::new();
-        for (m, breakage) in &msgs {
-            let mut w = m.wire();
-            if *breakage == 0 {
-                // A duplicate header right after From-Path: rejected, skipped to the end-line.
-                let from_end = find(&w, b"\r\nFrom-Path: ").expect("from-path") + 2;
-                let eol = from_end + find(&w[from_end..], b"\r\n").expect("crlf") + 2;
-                let at = eol;
-                w.splice(at..at, b"To-Path: msrp://x.example.com:1/a;tcp\r\n".iter().copied());
-            }
-            input.extend_from_slice(&w);
-        }
-        let limits = Limits {
-            max_head_size,
-            max_header_line,
-            max_non_send_body,
-            ..Limits::default()
-        };
-        let (whole, _) = decode_stream(&input, &[input.len()], &limits);
-        let (pieces, _) = decode_stream(&input, &sizes, &limits);
-        prop_assert_eq!(&pieces, &whole);
-        let (bytewise, _) = decode_stream(&input, &[1], &limits);
-        prop_assert_eq!(&bytewise, &whole);
-    }
-
-    /// With the default limits every generated message decodes, whatever the read sizes.
-    #[test]
-    fn valid_streams_decode_in_any_read_sizes(
-        msgs in vec(msg(), 1..5),
-        sizes in vec(1usize..200, 1..16),
-    ) {
-        let input: Vec<u8> = msgs.iter().flat_map(Msg::wire).collect();
-        let (out, heads) = decode_stream(&input, &sizes, &Limits::default());
-        prop_assert_eq!(heads.len(), msgs.len(), "{:?}", out);
-        for ((m, h), o) in msgs.iter().zip(&heads).zip(&out) {
-            m.check_head(h)?;
-            let Out::Msg { body, flag, .. } = o else { unreachable!() };
-            prop_assert_eq!(&body[..], m.body.as_ref().map_or(&[][..], |(_, b)| &b[..]));
-            prop_assert_eq!(*flag, m.flag);
-        }
-    }
-
     /// format(parse(s)) == s, and every component reads back as generated.
     #[test]
     fn uri_format_parse_round_trip(p in uri_parts()) {
@@ -803,6 +754,65 @@ proptest! {
     ) {
         let input: Vec<u8> = pieces.concat();
         feed_arbitrary(&input, &sizes)?;
+    }
+}
+
+proptest! {
+    // Streams of several messages decoded three ways cost more per case.
+    #![proptest_config(config_with(96))]
+
+    /// Several messages back to back, fed in random read sizes, decode exactly as when fed
+    /// whole: the same heads, bodies, flags and errors in the same order. Some messages break
+    /// a rule after their paths (rejected and skipped, RFC 4975 §10.2), and the limits are
+    /// random and small so that reads split them at every boundary.
+    #[test]
+    fn chunking_invariance(
+        msgs in vec((msg(), 0u8..8), 1..5),
+        sizes in vec(1usize..64, 1..16),
+        max_head_size in 150usize..1200,
+        max_header_line in 100usize..600,
+        max_non_send_body in 0usize..300,
+    ) {
+        let mut input = Vec::new();
+        for (m, breakage) in &msgs {
+            let mut w = m.wire();
+            if *breakage == 0 {
+                // A duplicate header right after From-Path: rejected, skipped to the end-line.
+                let from_end = find(&w, b"\r\nFrom-Path: ").expect("from-path") + 2;
+                let eol = from_end + find(&w[from_end..], b"\r\n").expect("crlf") + 2;
+                let at = eol;
+                w.splice(at..at, b"To-Path: msrp://x.example.com:1/a;tcp\r\n".iter().copied());
+            }
+            input.extend_from_slice(&w);
+        }
+        let limits = Limits {
+            max_head_size,
+            max_header_line,
+            max_non_send_body,
+            ..Limits::default()
+        };
+        let (whole, _) = decode_stream(&input, &[input.len()], &limits);
+        let (pieces, _) = decode_stream(&input, &sizes, &limits);
+        prop_assert_eq!(&pieces, &whole);
+        let (bytewise, _) = decode_stream(&input, &[1], &limits);
+        prop_assert_eq!(&bytewise, &whole);
+    }
+
+    /// With the default limits every generated message decodes, whatever the read sizes.
+    #[test]
+    fn valid_streams_decode_in_any_read_sizes(
+        msgs in vec(msg(), 1..5),
+        sizes in vec(1usize..200, 1..16),
+    ) {
+        let input: Vec<u8> = msgs.iter().flat_map(Msg::wire).collect();
+        let (out, heads) = decode_stream(&input, &sizes, &Limits::default());
+        prop_assert_eq!(heads.len(), msgs.len(), "{:?}", out);
+        for ((m, h), o) in msgs.iter().zip(&heads).zip(&out) {
+            m.check_head(h)?;
+            let Out::Msg { body, flag, .. } = o else { unreachable!() };
+            prop_assert_eq!(&body[..], m.body.as_ref().map_or(&[][..], |(_, b)| &b[..]));
+            prop_assert_eq!(*flag, m.flag);
+        }
     }
 }
 
