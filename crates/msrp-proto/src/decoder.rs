@@ -534,6 +534,26 @@ mod tests {
         }
     }
 
+    /// Found by the decoder fuzz target run against the code before the fix above (seed
+    /// `fuzz/seeds/decoder/regression_head_count_vs_partial_line_size`): the line that broke
+    /// the header count also crossed the head size; whole, the count was reported, in pieces
+    /// the size, from the partial line.
+    #[test]
+    fn header_count_and_head_size_on_one_line_do_not_depend_on_reads() {
+        let mut input = HEAD.to_vec();
+        input.extend_from_slice(b"X-A: 1\r\nX-B: 123456789\r\n-------abcd$\r\n");
+        let limits = Limits {
+            max_headers: 3,
+            max_head_size: HEAD.len() + 8 + 5,
+            ..Limits::default()
+        };
+        let whole = run(&input, input.len(), &limits);
+        assert!(whole[0].contains("number of headers"), "{whole:?}");
+        for split in 0..=input.len() {
+            assert_eq!(run(&input, split, &limits), whole, "split at {split}");
+        }
+    }
+
     /// Found by the chunking property test: a From-Path line crossing `max_head_size` was a
     /// fatal error when it arrived in pieces and an answerable one (400, RFC 4975 §10.2) when
     /// it arrived whole. Now it is the same whatever the reads.
