@@ -1,6 +1,8 @@
 //! Fuzz MSRP URI parsing (RFC 4975 §6, §9) and path lists.
 //!
-//! A URI that parses formats back to its exact bytes, re-parses, is equivalent to itself
+//! `MsrpUri::parse` gives exactly what the full parser (`parse_reference`, without the fast
+//! path for the common form) gives. A URI that parses formats back to its exact bytes,
+//! re-parses, is equivalent to itself
 //! (RFC 4975 §6.1), and rebuilt from its parts is equivalent to itself again. Two URIs
 //! (the input split at its first SP) compare the same both ways.
 
@@ -11,8 +13,30 @@ use libfuzzer_sys::fuzz_target;
 use msrp_proto::uri::parse_path;
 use msrp_proto::MsrpUri;
 
+/// `parse` (with its fast path for the common form) agrees with the full parser.
+fn check_reference(raw: &Bytes, got: &Result<MsrpUri, msrp_proto::uri::UriError>) {
+    let want = MsrpUri::parse_reference(raw.clone());
+    match (got, &want) {
+        (Err(a), Err(b)) => assert_eq!(a, b),
+        (Ok(a), Ok(b)) => {
+            assert_eq!(a.as_bytes(), b.as_bytes());
+            assert_eq!(
+                (a.scheme(), a.userinfo(), a.host(), a.host_kind(), a.port()),
+                (b.scheme(), b.userinfo(), b.host(), b.host_kind(), b.port())
+            );
+            assert_eq!(
+                (a.session_id(), a.transport(), a.params()),
+                (b.session_id(), b.transport(), b.params())
+            );
+        }
+        _ => panic!("fast path {got:?} but reference {want:?}"),
+    }
+}
+
 fn check_one(raw: Bytes) -> Option<MsrpUri> {
-    let u = MsrpUri::parse(raw.clone()).ok()?;
+    let parsed = MsrpUri::parse(raw.clone());
+    check_reference(&raw, &parsed);
+    let u = parsed.ok()?;
     assert_eq!(u.as_bytes(), &raw[..]);
     assert_eq!(u.to_string().as_bytes(), &raw[..], "format(parse(s)) != s");
     assert!(u.equivalent(&u), "not equivalent to itself: {u}");

@@ -69,6 +69,34 @@ pub enum Host {
 
 type Span = Range<u16>;
 
+/// A parsed URI without its bytes.
+struct Parts {
+    scheme: Scheme,
+    userinfo: Option<Span>,
+    host: Span,
+    host_kind: Host,
+    port: Option<u16>,
+    session_id: Option<Span>,
+    transport: Span,
+    params: Option<Span>,
+}
+
+impl Parts {
+    fn with_raw(self, raw: Bytes) -> MsrpUri {
+        MsrpUri {
+            raw,
+            scheme: self.scheme,
+            userinfo: self.userinfo,
+            host: self.host,
+            host_kind: self.host_kind,
+            port: self.port,
+            session_id: self.session_id,
+            transport: self.transport,
+            params: self.params,
+        }
+    }
+}
+
 /// A parsed MSRP URI that remembers its original bytes.
 #[derive(Clone)]
 pub struct MsrpUri {
@@ -95,6 +123,7 @@ const UNRESERVED: u8 = 1; // RFC 3986 unreserved: ALPHA DIGIT - . _ ~
 const SUB_DELIM: u8 = 2; // RFC 3986 sub-delims: ! $ & ' ( ) * + , ; =
 const SID_EXTRA: u8 = 4; // session-id also allows + = / (RFC 4975 §9)
 const TOKEN: u8 = 8; // RFC 4975 §9 token
+const HOST_PLAIN: u8 = 16; // ALPHA DIGIT - . : a reg-name needing no further checks
 
 const CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
@@ -113,6 +142,9 @@ const CLASS: [u8; 256] = {
         }
         if matches!(c, b'+' | b'=' | b'/') {
             bits |= SID_EXTRA;
+        }
+        if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.') {
+            bits |= HOST_PLAIN;
         }
         if matches!(c, 0x21 | 0x23..=0x27 | 0x2A | 0x2B | 0x2D | 0x2E | 0x30..=0x39 | 0x41..=0x5A | 0x5E..=0x7E)
         {
@@ -166,6 +198,98 @@ impl MsrpUri {
         if raw.len() > u16::MAX as usize {
             return Err(UriError::TooLong);
         }
+        match MsrpUri::parse_common(&raw) {
+            Some(parts) => Ok(parts.with_raw(raw)),
+            None => MsrpUri::parse_general(raw),
+        }
+    }
+
+    /// The full parser alone, without the fast path for the common form: the reference the
+    /// tests and the `uri` fuzz target compare [`MsrpUri::parse`] with.
+    #[doc(hidden)]
+    pub fn parse_reference(raw: Bytes) -> Result<MsrpUri, UriError> {
+        if raw.len() > u16::MAX as usize {
+            return Err(UriError::TooLong);
+        }
+        MsrpUri::parse_general(raw)
+    }
+
+    /// One pass over the form almost every path URI has,
+    /// `msrp[s]://name[:port][/session-id];transport` with a lower-case scheme, a host name of
+    /// letters, digits, `-` and `.` (not all digits and dots, which may be an IPv4 address),
+    /// no userinfo and no parameters. It returns what [`MsrpUri::parse_general`] would, or
+    /// `None` for anything else (valid or not), which is left to that parser.
+    fn parse_common(s: &[u8]) -> Option<Parts> {
+        let (scheme, mut i) = if s.starts_with(b"msrps://") {
+            (Scheme::Msrps, 8)
+        } else if s.starts_with(b"msrp://") {
+            (Scheme::Msrp, 7)
+        } else {
+            return None;
+        };
+        let n = s.len();
+        let host_start = i;
+        let mut dotted = true;
+        while i < n && is_class(s[i], HOST_PLAIN) {
+            dotted &= s[i] == b'.' || s[i].is_ascii_digit();
+            i += 1;
+        }
+        if i == host_start || dotted || i == n {
+            return None;
+        }
+        let host = host_start..i;
+        let port = if s[i] == b':' {
+            let p_start = i + 1;
+            let mut p: u32 = 0;
+            i = p_start;
+            while i < n && s[i].is_ascii_digit() && i - p_start < 5 {
+                p = p * 10 + u32::from(s[i] - b'0');
+                i += 1;
+            }
+            if i == p_start || p == 0 || p > u32::from(u16::MAX) || i == n {
+                return None;
+            }
+            Some(p as u16)
+        } else {
+            None
+        };
+        let session_id = if s[i] == b'/' {
+            let sid_start = i + 1;
+            i = sid_start;
+            while i < n && is_class(s[i], UNRESERVED | SID_EXTRA) {
+                i += 1;
+            }
+            if i == sid_start || i == n {
+                return None;
+            }
+            Some(sid_start..i)
+        } else {
+            None
+        };
+        if s[i] != b';' {
+            return None;
+        }
+        let t_start = i + 1;
+        i = t_start;
+        while i < n && s[i].is_ascii_alphanumeric() {
+            i += 1;
+        }
+        if i == t_start || i != n {
+            return None;
+        }
+        Some(Parts {
+            scheme,
+            userinfo: None,
+            host: span(host),
+            host_kind: Host::Name,
+            port,
+            session_id: session_id.map(span),
+            transport: span(t_start..n),
+            params: None,
+        })
+    }
+
+    fn parse_general(raw: Bytes) -> Result<MsrpUri, UriError> {
         let s: &[u8] = &raw;
         // Scheme: "msrp" / "msrps", compared case-insensitively (ABNF quoted literals).
         let (scheme, rest_at) = if s.len() >= 8 && s[..8].eq_ignore_ascii_case(b"msrps://") {
@@ -642,6 +766,74 @@ mod tests {
             assert_eq!(is_class(b, SID_EXTRA), b"+=/".contains(&b), "{b:#x}");
             assert_eq!(is_token_char(b), token, "{b:#x}");
         }
+    }
+
+    /// The fast path for the common form and the full parser agree, at every edge of the
+    /// common form (the property test and the `uri` fuzz target compare them at random).
+    #[test]
+    fn fast_path_matches_reference_on_edge_cases() {
+        let cases = [
+            "msrp://a.example.com:2855/abc;tcp",
+            "msrps://a.example.com/abc;ws",
+            "msrp://a.example.com;tcp",
+            "msrp://a.example.com:1;tcp",
+            "msrp://a:65535/s/with/slash+and=;tcp",
+            "msrp://a:00080/x;tcp",
+            "msrp://a:0/x;tcp",
+            "msrp://a:65536/x;tcp",
+            "msrp://a:123456/x;tcp",
+            "msrp://a:000080/x;tcp",
+            "msrp://a:/x;tcp",
+            "msrp://a:1:2/x;tcp",
+            "msrp://a:1x/x;tcp",
+            "msrp://192.0.2.1:1/x;tcp",
+            "msrp://1.2.3:1/x;tcp",
+            "msrp://999.1.1.1:1/x;tcp",
+            "msrp://1a.2.3.4:1/x;tcp",
+            "msrp://a/;tcp",
+            "msrp://a/x",
+            "msrp://a/x;",
+            "msrp://a/x;tcp;p=1",
+            "msrp://a/x;tc-p",
+            "msrp://a/x%41;tcp",
+            "msrp://a/x y;tcp",
+            "msrp://u@a/x;tcp",
+            "msrp://a_b/x;tcp",
+            "msrp://a%41/x;tcp",
+            "msrp://[::1]:1/x;tcp",
+            "MSRP://a/x;tcp",
+            "msrp://;tcp",
+            "msrp:///x;tcp",
+            "msrp://a",
+            "msrp://a:",
+            "msrp://a:1",
+            "msrp://a/",
+            "msrp://",
+            "msrps:/",
+        ];
+        for c in cases {
+            let fast = MsrpUri::parse(Bytes::from_static(c.as_bytes()));
+            let full = MsrpUri::parse_reference(Bytes::from_static(c.as_bytes()));
+            match (&fast, &full) {
+                (Err(a), Err(b)) => assert_eq!(a, b, "{c}"),
+                (Ok(a), Ok(b)) => {
+                    assert_eq!(
+                        (a.scheme(), a.userinfo(), a.host(), a.host_kind(), a.port()),
+                        (b.scheme(), b.userinfo(), b.host(), b.host_kind(), b.port()),
+                        "{c}"
+                    );
+                    assert_eq!(
+                        (a.session_id(), a.transport(), a.params()),
+                        (b.session_id(), b.transport(), b.params()),
+                        "{c}"
+                    );
+                }
+                _ => panic!("{c}: {fast:?} vs {full:?}"),
+            }
+        }
+        // The fast path does take the common form.
+        assert!(MsrpUri::parse_common(b"msrp://a.example.com:2855/abc;tcp").is_some());
+        assert!(MsrpUri::parse_common(b"msrp://a.example.com:0/abc;tcp").is_none());
     }
 
     #[test]

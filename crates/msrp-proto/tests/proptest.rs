@@ -666,6 +666,39 @@ proptest! {
         }
     }
 
+    /// The fast path of `MsrpUri::parse` for the common URI form gives exactly what the full
+    /// parser gives, on generated URIs and on byte-level mutations of them.
+    #[test]
+    fn uri_fast_path_matches_reference(
+        p in uri_parts(),
+        edits in vec((any::<usize>(), any::<u8>(), 0u8..3), 0..3),
+        common in any::<bool>(),
+        port in prop_oneof![
+            select(vec!["", ":", ":0", ":1", ":65535", ":65536", ":99999", ":00080", ":000080", ":123456"])
+                .prop_map(str::to_owned),
+            "(:[0-9]{1,6})?",
+        ],
+    ) {
+        let mut bytes = p.render().into_bytes();
+        // Often the plain common form itself, with edge-case ports.
+        if common {
+            bytes = format!("msrp://{}{port}/{};tcp",
+                p.host.trim_matches(|c| c == '[' || c == ']').replace(':', "x"),
+                p.session_id.as_deref().unwrap_or("s")).into_bytes();
+        }
+        for (at, byte, op) in edits {
+            let at = at % (bytes.len() + 1);
+            match op {
+                0 => bytes.insert(at, byte),
+                1 if at < bytes.len() => { bytes.remove(at); }
+                _ if at < bytes.len() => bytes[at] = byte,
+                _ => {}
+            }
+        }
+        let raw = Bytes::from(bytes);
+        same_parse(&MsrpUri::parse(raw.clone()), &MsrpUri::parse_reference(raw))?;
+    }
+
     /// RFC 4975 §6.1 equivalence is reflexive and symmetric.
     #[test]
     fn uri_equivalence_reflexive_symmetric(
@@ -920,5 +953,27 @@ fn check_forward_redecodes(h: &Head) -> Result<(), TestCaseError> {
     );
     prop_assert_eq!(heads[0].start_line(), h.start_line());
     prop_assert_eq!(heads[0].rest(), h.rest());
+    Ok(())
+}
+
+fn same_parse(
+    a: &Result<MsrpUri, msrp_proto::uri::UriError>,
+    b: &Result<MsrpUri, msrp_proto::uri::UriError>,
+) -> Result<(), TestCaseError> {
+    match (a, b) {
+        (Err(x), Err(y)) => prop_assert_eq!(x, y),
+        (Ok(x), Ok(y)) => {
+            prop_assert_eq!(x.as_bytes(), y.as_bytes());
+            prop_assert_eq!(x.scheme(), y.scheme());
+            prop_assert_eq!(x.userinfo(), y.userinfo());
+            prop_assert_eq!(x.host(), y.host());
+            prop_assert_eq!(x.host_kind(), y.host_kind());
+            prop_assert_eq!(x.port(), y.port());
+            prop_assert_eq!(x.session_id(), y.session_id());
+            prop_assert_eq!(x.transport(), y.transport());
+            prop_assert_eq!(x.params(), y.params());
+        }
+        _ => prop_assert!(false, "{:?} vs {:?}", a, b),
+    }
     Ok(())
 }
