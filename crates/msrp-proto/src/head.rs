@@ -393,10 +393,14 @@ fn parse_start_line(line: &[u8], limits: &Limits) -> Result<StartLine, Violation
 /// Split a header line into name and value (RFC 4975 §9 `hname ":" SP hval`), tolerating
 /// extra spaces or tabs after the colon (G6). Returns the value's offset in the line.
 fn split_header(line: &[u8]) -> Option<(&[u8], usize)> {
-    let colon = memchr::memchr(b':', line)?;
+    // One pass: the name is the token characters before the colon (`:` is not one), so the
+    // first non-token byte must be the colon.
+    let colon = line
+        .iter()
+        .position(|&b| !is_token_char(b))
+        .filter(|&c| line[c] == b':')?;
     let name = &line[..colon];
-    if name.is_empty() || !name[0].is_ascii_alphabetic() || !name.iter().all(|&b| is_token_char(b))
-    {
+    if name.is_empty() || !name[0].is_ascii_alphabetic() {
         return None;
     }
     let mut v = colon + 1;
@@ -796,6 +800,48 @@ mod tests {
 
     /// Found by the proptest chunking test: `e + 1` overflowed (a panic in debug builds, and
     /// in release a valid range rejected) for a range-end of u64::MAX (RFC 4975 §9, §14.5).
+    /// `split_header` finds the colon and checks the name in one pass; it must say what the
+    /// two-pass definition says (RFC 4975 §9 `hname = ALPHA *token`, then ":").
+    #[test]
+    fn rfc4975_s9_split_header_matches_grammar() {
+        fn reference(line: &[u8]) -> Option<(&[u8], usize)> {
+            let colon = memchr::memchr(b':', line)?;
+            let name = &line[..colon];
+            if name.is_empty()
+                || !name[0].is_ascii_alphabetic()
+                || !name.iter().all(|&b| is_token_char(b))
+            {
+                return None;
+            }
+            let mut v = colon + 1;
+            while v < line.len() && (line[v] == b' ' || line[v] == b'\t') {
+                v += 1;
+            }
+            Some((name, v))
+        }
+        for line in [
+            &b"To-Path: x"[..],
+            b"X-A:",
+            b"X-A:\t  v",
+            b"a:b:c",
+            b":x",
+            b"1a: x",
+            b"A b: x",
+            b"A\xff: x",
+            b"A",
+            b"",
+            b"A;b: x",
+            b"A: b: c",
+            b"Content-Type:text/plain",
+        ] {
+            assert_eq!(split_header(line), reference(line), "{line:?}");
+        }
+        for b in 0..=255u8 {
+            let line = [b'A', b, b':', b' ', b'v'];
+            assert_eq!(split_header(&line), reference(&line), "{b:#x}");
+        }
+    }
+
     #[test]
     fn find_crlf_is_the_first_cr_lf_pair() {
         for (s, want) in [
