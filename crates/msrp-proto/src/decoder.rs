@@ -21,8 +21,9 @@ use memchr::memmem::Finder;
 use crate::error::{DecodeError, Limit, Violation};
 use crate::head::{Head, HeadFailure, Method, RejectContext, TransactionId, TID_CAPACITY};
 
-/// Decoder limits. Exceeding one is a [`DecodeError`] that names it; none of them can make the
-/// decoder buffer more than about `max_head_size + max_non_send_body` bytes.
+/// Decoder limits. Exceeding one is a [`DecodeError`] that names it. The decoder never buffers
+/// more than about `max_head_size + max(max_start_line, max_header_line)` bytes while reading a
+/// head, or `max_non_send_body` and an end-line while waiting for a non-SEND body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     pub max_start_line: usize,
@@ -138,6 +139,9 @@ pub struct Decoder {
     limits: Limits,
     state: State,
     delim: Finder<'static>,
+    /// The CRLF offsets of the head lines read so far (relative to the head's start), handed
+    /// to the head parser so that it does not search them again. Reused between messages.
+    line_ends: Vec<u32>,
 }
 
 impl Decoder {
@@ -149,6 +153,7 @@ impl Decoder {
                 lines: 0,
             },
             delim: Finder::new(DELIM).into_owned(),
+            line_ends: Vec::with_capacity(16),
         }
     }
 
@@ -311,7 +316,7 @@ impl Decoder {
         if complete_lines >= 3 {
             let end = nth_line_end(buf, 3);
             let first_three = Bytes::copy_from_slice(&buf[..end]);
-            let context = match Head::parse_inner(first_three, false, &self.limits) {
+            let context = match Head::parse_inner(first_three, false, &self.limits, None) {
                 Ok(head) => Some(Box::new(reject_context(&head))),
                 Err(f) => f.context,
             };
@@ -331,6 +336,10 @@ impl Decoder {
             unreachable!("called in the Head state")
         };
         let (mut at, mut lines) = (scanned, lines);
+        if lines == 0 {
+            // A new head (no complete line yet).
+            self.line_ends.clear();
+        }
         let (max_start_line, max_header_line, max_headers, max_head_size) = (
             self.limits.max_start_line,
             self.limits.max_header_line,
@@ -366,9 +375,11 @@ impl Decoder {
                     };
                     return Err(self.head_limit(buf, limit, lines));
                 }
-                if buf.len() > max_head_size + 2 {
-                    return Err(self.head_limit(buf, Limit::HeadSize, lines));
-                }
+                // The head size is checked on complete lines only (below), never on this
+                // partial one: it may be the end-line of a bodiless message, which is not part
+                // of the head (RFC 4975 §7.1), and a partial From-Path must not turn a 400 into
+                // a dropped connection (§10.2). Either way the outcome would depend on how the
+                // stream was split into reads. The line limit bounds the partial line.
                 self.state = State::Head { scanned: at, lines };
                 return Ok(None);
             };
@@ -384,7 +395,7 @@ impl Decoder {
             if lines > 0 && line.is_empty() {
                 // Blank line: the head ends and a body follows (G7).
                 let raw = buf.split_to(at).freeze();
-                return match Head::parse_inner(raw, true, &self.limits) {
+                return match Head::parse_inner(raw, true, &self.limits, Some(&self.line_ends)) {
                     Ok(head) => {
                         buf.advance(2);
                         let tid = *head.tid();
@@ -406,7 +417,7 @@ impl Decoder {
                 let end_len = eol + 2 - at;
                 let end_line = Bytes::copy_from_slice(&buf[at..eol]);
                 let raw = buf.split_to(at).freeze();
-                return match Head::parse_inner(raw, false, &self.limits) {
+                return match Head::parse_inner(raw, false, &self.limits, Some(&self.line_ends)) {
                     Ok(head) => {
                         let body = &end_line[7..];
                         let tid = head.tid().as_bytes();
@@ -437,6 +448,8 @@ impl Decoder {
                     }
                 };
             }
+            // Heads are far below 4 GiB (head offsets are u32 throughout, see `HeaderField`).
+            self.line_ends.push(eol as u32);
             lines += 1;
             at = eol + 2;
             if lines > max_headers + 1 {
@@ -468,4 +481,96 @@ fn nth_line_end(buf: &[u8], n: usize) -> usize {
         }
     }
     at
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &[u8] = b"MSRP abcd SEND\r\nTo-Path: msrp://a.example.com:1/x;tcp\r\nFrom-Path: msrp://b.example.com:2/y;tcp\r\n";
+
+    /// Decode `input` split at `split`, returning the events' kinds and the errors.
+    fn run(input: &[u8], split: usize, limits: &Limits) -> Vec<String> {
+        let mut dec = Decoder::new(limits.clone());
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        for part in [&input[..split], &input[split..]] {
+            buf.extend_from_slice(part);
+            loop {
+                match dec.decode(&mut buf) {
+                    Ok(None) => break,
+                    Ok(Some(Event::Head(h))) => out.push(format!("head {}", h.tid())),
+                    Ok(Some(Event::Body(b))) => out.push(format!("body {}", b.len())),
+                    Ok(Some(Event::End(f))) => out.push(format!("end {f:?}")),
+                    Err(e) => {
+                        out.push(format!("{e}"));
+                        if e.context().is_none() {
+                            return out;
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Found by the chunking property test: a bodiless message whose head was just within
+    /// `max_head_size` was refused when a read ended inside its end-line, because the partial
+    /// end-line was counted as head (RFC 4975 §7.1: the end-line is not part of the head).
+    #[test]
+    fn rfc4975_s7_1_end_line_is_not_counted_as_head() {
+        let mut input = HEAD.to_vec();
+        input.extend_from_slice(b"-------abcd$\r\n");
+        let limits = Limits {
+            max_head_size: HEAD.len(),
+            ..Limits::default()
+        };
+        for split in 0..=input.len() {
+            assert_eq!(
+                run(&input, split, &limits),
+                ["head abcd", "end Complete"],
+                "split at {split}"
+            );
+        }
+    }
+
+    /// Found by the decoder fuzz target run against the code before the fix above (seed
+    /// `fuzz/seeds/decoder/regression_head_count_vs_partial_line_size`): the line that broke
+    /// the header count also crossed the head size; whole, the count was reported, in pieces
+    /// the size, from the partial line.
+    #[test]
+    fn header_count_and_head_size_on_one_line_do_not_depend_on_reads() {
+        let mut input = HEAD.to_vec();
+        input.extend_from_slice(b"X-A: 1\r\nX-B: 123456789\r\n-------abcd$\r\n");
+        let limits = Limits {
+            max_headers: 3,
+            max_head_size: HEAD.len() + 8 + 5,
+            ..Limits::default()
+        };
+        let whole = run(&input, input.len(), &limits);
+        assert!(whole[0].contains("number of headers"), "{whole:?}");
+        for split in 0..=input.len() {
+            assert_eq!(run(&input, split, &limits), whole, "split at {split}");
+        }
+    }
+
+    /// Found by the chunking property test: a From-Path line crossing `max_head_size` was a
+    /// fatal error when it arrived in pieces and an answerable one (400, RFC 4975 §10.2) when
+    /// it arrived whole. Now it is the same whatever the reads.
+    #[test]
+    fn rfc4975_s10_2_head_size_error_does_not_depend_on_reads() {
+        let mut input = HEAD.to_vec();
+        input.extend_from_slice(b"X-Pad: 0123456789\r\n-------abcd$\r\n");
+        for max_head_size in [30, HEAD.len() - 10, HEAD.len() + 5] {
+            let limits = Limits {
+                max_head_size,
+                ..Limits::default()
+            };
+            let whole = run(&input, input.len(), &limits);
+            assert!(whole[0].contains("header block size"), "{whole:?}");
+            for split in 0..=input.len() {
+                assert_eq!(run(&input, split, &limits), whole, "split at {split}");
+            }
+        }
+    }
 }

@@ -36,8 +36,7 @@ impl<'a> HeadWriter<'a> {
         buf.put_slice(b"MSRP ");
         buf.put_slice(tid.as_bytes());
         buf.put_u8(b' ');
-        let mut n = itoa_buf();
-        buf.put_slice(fmt_u64(u64::from(code), &mut n));
+        put_status_code(buf, code);
         if !comment.is_empty() {
             buf.put_u8(b' ');
             buf.put_slice(comment);
@@ -86,13 +85,7 @@ impl<'a> HeadWriter<'a> {
     /// `Status: 000 code [comment]` for a REPORT (RFC 4975 §7.1.2).
     pub fn status(&mut self, code: u16, comment: &str) -> &mut Self {
         self.buf.put_slice(b"Status: 000 ");
-        let mut n = itoa_buf();
-        let digits = fmt_u64(u64::from(code), &mut n);
-        // Status codes are three digits (RFC 4975 §9).
-        for _ in digits.len()..3 {
-            self.buf.put_u8(b'0');
-        }
-        self.buf.put_slice(digits);
+        put_status_code(self.buf, code);
         if !comment.is_empty() {
             self.buf.put_u8(b' ');
             self.buf.put_slice(comment.as_bytes());
@@ -113,6 +106,18 @@ impl<'a> HeadWriter<'a> {
             self.buf.put_slice(b"\r\n");
         }
     }
+}
+
+/// `status-code = 3DIGIT` (RFC 4975 §9): codes below 100 keep their leading zeros (a received
+/// `MSRP tid 042` must be forwarded as `042`, not `42`, which no longer parses). Codes above
+/// 999 cannot be written in three digits and never come out of the decoder.
+fn put_status_code(buf: &mut BytesMut, code: u16) {
+    let mut n = itoa_buf();
+    let digits = fmt_u64(u64::from(code), &mut n);
+    for _ in digits.len()..3 {
+        buf.put_u8(b'0');
+    }
+    buf.put_slice(digits);
 }
 
 /// Write the end-line `"-------" transact-id flag CRLF` (RFC 4975 §7.1), preceded by the CRLF
@@ -173,4 +178,35 @@ pub fn write_forward_head(
         }
     }
     w.finish(head.has_body());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Decoder, Event, Limits};
+
+    /// Found by the proptest round trip: a response code below 100 was written as `0` or `42`,
+    /// which is not `3DIGIT` (RFC 4975 §9), so a forwarded `MSRP tid 042` response no longer
+    /// parsed at the next hop.
+    #[test]
+    fn rfc4975_s9_status_codes_are_three_digits() {
+        let input = &b"MSRP abcd 042 Odd\r\nTo-Path: msrp://a.example.com:1/x;tcp\r\nFrom-Path: msrp://b.example.com:2/y;tcp\r\n-------abcd$\r\n"[..];
+        let mut buf = BytesMut::from(input);
+        let Ok(Some(Event::Head(head))) = Decoder::new(Limits::default()).decode(&mut buf) else {
+            panic!("does not decode");
+        };
+        assert_eq!(head.response_code(), Some(42));
+        let mut out = BytesMut::new();
+        write_forward_head(&mut out, &head, head.tid(), 0, None);
+        write_end_line(&mut out, head.tid(), Flag::Complete, false);
+        assert_eq!(&out[..], input);
+
+        let tid = TransactionId::new(b"abcd").unwrap();
+        let mut out = BytesMut::new();
+        HeadWriter::response(&mut out, &tid, 0, b"");
+        assert_eq!(&out[..], b"MSRP abcd 000\r\n");
+        let mut out = BytesMut::new();
+        HeadWriter::response(&mut out, &tid, 200, b"").status(7, "x");
+        assert_eq!(&out[..], b"MSRP abcd 200\r\nStatus: 000 007 x\r\n");
+    }
 }

@@ -69,32 +69,39 @@ pub enum HeaderName {
 
 impl HeaderName {
     pub fn classify(name: &[u8]) -> HeaderName {
-        const KNOWN: [(&[u8], HeaderName); 15] = [
-            (b"To-Path", HeaderName::ToPath),
-            (b"From-Path", HeaderName::FromPath),
-            (b"Message-ID", HeaderName::MessageId),
-            (b"Byte-Range", HeaderName::ByteRange),
-            (b"Success-Report", HeaderName::SuccessReport),
-            (b"Failure-Report", HeaderName::FailureReport),
-            (b"Status", HeaderName::Status),
-            (b"Content-Type", HeaderName::ContentType),
-            (b"Expires", HeaderName::Expires),
-            (b"Min-Expires", HeaderName::MinExpires),
-            (b"Max-Expires", HeaderName::MaxExpires),
-            (b"Use-Path", HeaderName::UsePath),
-            (b"WWW-Authenticate", HeaderName::WwwAuthenticate),
-            (b"Authorization", HeaderName::Authorization),
-            (b"Authentication-Info", HeaderName::AuthenticationInfo),
-        ];
-        for (k, v) in KNOWN {
-            if k.len() == name.len() && k.eq_ignore_ascii_case(name) {
+        use HeaderName::*;
+        // Pick the one known name this could be by length (and a letter where two names have
+        // the same length), then compare it case-insensitively. `| 0x20` lower-cases ASCII
+        // letters; the final comparison decides, so other bytes cannot match wrongly.
+        let lower = |i: usize| name.get(i).map_or(0, |b| b | 0x20);
+        let known: Option<(&[u8], HeaderName)> = match name.len() {
+            6 => Some((b"Status", Status)),
+            7 if lower(0) == b't' => Some((b"To-Path", ToPath)),
+            7 => Some((b"Expires", Expires)),
+            8 => Some((b"Use-Path", UsePath)),
+            9 => Some((b"From-Path", FromPath)),
+            10 if lower(0) == b'm' => Some((b"Message-ID", MessageId)),
+            10 => Some((b"Byte-Range", ByteRange)),
+            11 if lower(1) == b'i' => Some((b"Min-Expires", MinExpires)),
+            11 => Some((b"Max-Expires", MaxExpires)),
+            12 => Some((b"Content-Type", ContentType)),
+            13 => Some((b"Authorization", Authorization)),
+            14 if lower(0) == b's' => Some((b"Success-Report", SuccessReport)),
+            14 => Some((b"Failure-Report", FailureReport)),
+            16 => Some((b"WWW-Authenticate", WwwAuthenticate)),
+            19 => Some((b"Authentication-Info", AuthenticationInfo)),
+            _ => None,
+        };
+        if let Some((k, v)) = known {
+            // The canonical spelling is what peers send: one memcmp before the byte loop.
+            if k == name || k.eq_ignore_ascii_case(name) {
                 return v;
             }
         }
         if name.len() > 8 && name[..8].eq_ignore_ascii_case(b"Content-") {
-            return HeaderName::OtherMime;
+            return OtherMime;
         }
-        HeaderName::Other
+        Other
     }
 
     pub fn as_str(self) -> &'static str {
@@ -188,6 +195,61 @@ impl DecodeError {
         match self {
             DecodeError::Rejected { context, .. } => Some(context),
             DecodeError::Fatal { .. } => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HeaderName::{self, *};
+
+    #[test]
+    fn rfc4975_s9_header_names_classify_case_insensitively() {
+        let all = [
+            ToPath,
+            FromPath,
+            MessageId,
+            ByteRange,
+            SuccessReport,
+            FailureReport,
+            Status,
+            ContentType,
+            Expires,
+            MinExpires,
+            MaxExpires,
+            UsePath,
+            WwwAuthenticate,
+            Authorization,
+            AuthenticationInfo,
+        ];
+        for h in all {
+            let name = h.as_str();
+            assert_eq!(HeaderName::classify(name.as_bytes()), h, "{name}");
+            assert_eq!(HeaderName::classify(name.to_lowercase().as_bytes()), h);
+            assert_eq!(HeaderName::classify(name.to_uppercase().as_bytes()), h);
+            // One byte changed anywhere is another header.
+            for i in 0..name.len() {
+                let mut b = name.as_bytes().to_vec();
+                b[i] = b'_';
+                assert_ne!(
+                    HeaderName::classify(&b),
+                    h,
+                    "{}",
+                    String::from_utf8_lossy(&b)
+                );
+            }
+        }
+        assert_eq!(HeaderName::classify(b"Content-ID"), OtherMime);
+        assert_eq!(HeaderName::classify(b"content-disposition"), OtherMime);
+        assert_eq!(HeaderName::classify(b"Content-"), Other);
+        for other in [
+            &b"X-Foo"[..],
+            b"Mxx-Expires",
+            b"To-Pat",
+            b"",
+            b"\xff\xff\xff\xff\xff\xff",
+        ] {
+            assert_eq!(HeaderName::classify(other), Other);
         }
     }
 }

@@ -164,10 +164,10 @@ impl ByteRange {
         if start == 0 {
             return None;
         }
+        // range-end >= range-start - 1 (`n-(n-1)` is empty). Written without `e + 1`, which
+        // overflows for a range-end of u64::MAX, a value the grammar allows (RFC 4975 §9
+        // `range-end = 1*DIGIT`; §14.5: never trust these numbers).
         if let Some(e) = end {
-            // `end >= start - 1` (an empty range ends one before it starts, RFC 4975
-            // §7.1.1), written so that `end = u64::MAX` cannot overflow (RFC 4975 §14.5:
-            // these numbers come from the peer).
             if e < start - 1 {
                 return None;
             }
@@ -327,16 +327,35 @@ fn is_text(s: &[u8]) -> bool {
     s.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7F))
 }
 
-/// Split `raw` into lines at CRLF (the head block ends with CRLF).
-fn lines(raw: &[u8]) -> impl Iterator<Item = Range<usize>> + '_ {
+/// The offset of the first CRLF in `s`.
+pub(crate) fn find_crlf(s: &[u8]) -> Option<usize> {
+    // memchr for the LF, then look back for its CR: for short head lines this is much cheaper
+    // than building a substring searcher for every call.
+    let mut from = 0;
+    loop {
+        let lf = from + memchr::memchr(b'\n', &s[from..])?;
+        if lf > 0 && s[lf - 1] == b'\r' {
+            return Some(lf - 1);
+        }
+        from = lf + 1;
+    }
+}
+
+/// Split `raw` into lines at CRLF (the head block ends with CRLF). `ends`, when the caller
+/// already found them (the decoder does, line by line), are the offsets of every line's CRLF.
+fn lines<'a>(raw: &'a [u8], ends: Option<&'a [u32]>) -> impl Iterator<Item = Range<usize>> + 'a {
     let mut at = 0;
+    let mut ends = ends.map(|e| e.iter());
     std::iter::from_fn(move || {
         if at >= raw.len() {
             return None;
         }
-        let rel = memchr::memmem::find(&raw[at..], b"\r\n")?;
-        let r = at..at + rel;
-        at += rel + 2;
+        let eol = match &mut ends {
+            Some(ends) => *ends.next()? as usize,
+            None => at + find_crlf(&raw[at..])?,
+        };
+        let r = at..eol;
+        at = eol + 2;
         Some(r)
     })
 }
@@ -374,10 +393,14 @@ fn parse_start_line(line: &[u8], limits: &Limits) -> Result<StartLine, Violation
 /// Split a header line into name and value (RFC 4975 §9 `hname ":" SP hval`), tolerating
 /// extra spaces or tabs after the colon (G6). Returns the value's offset in the line.
 fn split_header(line: &[u8]) -> Option<(&[u8], usize)> {
-    let colon = memchr::memchr(b':', line)?;
+    // One pass: the name is the token characters before the colon (`:` is not one), so the
+    // first non-token byte must be the colon.
+    let colon = line
+        .iter()
+        .position(|&b| !is_token_char(b))
+        .filter(|&c| line[c] == b':')?;
     let name = &line[..colon];
-    if name.is_empty() || !name[0].is_ascii_alphabetic() || !name.iter().all(|&b| is_token_char(b))
-    {
+    if name.is_empty() || !name[0].is_ascii_alphabetic() {
         return None;
     }
     let mut v = colon + 1;
@@ -400,7 +423,7 @@ impl Head {
     /// the blank line or end-line that follows. `has_body` says whether a blank line (and so a
     /// body) followed it.
     pub fn parse(raw: Bytes, has_body: bool, limits: &Limits) -> Result<Head, DecodeError> {
-        Head::parse_inner(raw, has_body, limits).map_err(|f| match f.context {
+        Head::parse_inner(raw, has_body, limits, None).map_err(|f| match f.context {
             Some(context) => DecodeError::Rejected {
                 violation: f.violation,
                 context,
@@ -411,16 +434,18 @@ impl Head {
         })
     }
 
+    /// `line_ends`: the offset of every line's CRLF in `raw`, when already known.
     pub(crate) fn parse_inner(
         raw: Bytes,
         has_body: bool,
         limits: &Limits,
+        line_ends: Option<&[u32]>,
     ) -> Result<Head, HeadFailure> {
         let fail = |violation| HeadFailure {
             violation,
             context: None,
         };
-        let mut it = lines(&raw);
+        let mut it = lines(&raw, line_ends);
         let start_line = it.next().ok_or(fail(Violation::StartLine))?;
         let start = parse_start_line(&raw[start_line], limits).map_err(fail)?;
 
@@ -464,7 +489,7 @@ impl Head {
             to_path: Vec::new(),
             from_path: Vec::new(),
             rest_at: rest_at as u32,
-            headers: Vec::new(),
+            headers: Vec::with_capacity(8),
             message_id: None,
             byte_range: None,
             success_report: None,
@@ -480,7 +505,8 @@ impl Head {
         let mut mime_headers = 0usize;
         for r in it {
             let line = &raw[r.clone()];
-            let (name, v) = split_header(line).ok_or(context(Violation::HeaderLine))?;
+            // `ok_or_else`: the context clones both paths, which must not happen per line.
+            let (name, v) = split_header(line).ok_or_else(|| context(Violation::HeaderLine))?;
             let value_bytes = &line[v..];
             if !is_text(value_bytes) {
                 return Err(context(Violation::HeaderLine));
@@ -765,5 +791,98 @@ fn is_media_type(s: &[u8]) -> bool {
                 && st.iter().all(|&b| is_token_char(b))
         }
         None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the proptest chunking test: `e + 1` overflowed (a panic in debug builds, and
+    /// in release a valid range rejected) for a range-end of u64::MAX (RFC 4975 §9, §14.5).
+    /// `split_header` finds the colon and checks the name in one pass; it must say what the
+    /// two-pass definition says (RFC 4975 §9 `hname = ALPHA *token`, then ":").
+    #[test]
+    fn rfc4975_s9_split_header_matches_grammar() {
+        fn reference(line: &[u8]) -> Option<(&[u8], usize)> {
+            let colon = memchr::memchr(b':', line)?;
+            let name = &line[..colon];
+            if name.is_empty()
+                || !name[0].is_ascii_alphabetic()
+                || !name.iter().all(|&b| is_token_char(b))
+            {
+                return None;
+            }
+            let mut v = colon + 1;
+            while v < line.len() && (line[v] == b' ' || line[v] == b'\t') {
+                v += 1;
+            }
+            Some((name, v))
+        }
+        for line in [
+            &b"To-Path: x"[..],
+            b"X-A:",
+            b"X-A:\t  v",
+            b"a:b:c",
+            b":x",
+            b"1a: x",
+            b"A b: x",
+            b"A\xff: x",
+            b"A",
+            b"",
+            b"A;b: x",
+            b"A: b: c",
+            b"Content-Type:text/plain",
+        ] {
+            assert_eq!(split_header(line), reference(line), "{line:?}");
+        }
+        for b in 0..=255u8 {
+            let line = [b'A', b, b':', b' ', b'v'];
+            assert_eq!(split_header(&line), reference(&line), "{b:#x}");
+        }
+    }
+
+    #[test]
+    fn find_crlf_is_the_first_cr_lf_pair() {
+        for (s, want) in [
+            (&b""[..], None),
+            (b"\r", None),
+            (b"\n", None),
+            (b"\n\r", None),
+            (b"\r\n", Some(0)),
+            (b"a\nb\r\n", Some(3)),
+            (b"\r\r\n", Some(1)),
+            (b"\n\n\r\n\r\n", Some(2)),
+        ] {
+            assert_eq!(find_crlf(s), want, "{s:?}");
+            assert_eq!(find_crlf(s), memchr::memmem::find(s, b"\r\n"));
+        }
+    }
+
+    #[test]
+    fn rfc4975_s9_byte_range_end_at_u64_max() {
+        let max = u64::MAX;
+        assert_eq!(
+            ByteRange::parse(b"1-18446744073709551615/*"),
+            Some(ByteRange {
+                start: 1,
+                end: Some(max),
+                total: None
+            })
+        );
+        assert_eq!(
+            ByteRange::parse(b"18446744073709551615-18446744073709551615/18446744073709551615"),
+            Some(ByteRange {
+                start: max,
+                end: Some(max),
+                total: Some(max)
+            })
+        );
+        // The empty range just before u64::MAX, and one that ends before it starts.
+        assert!(ByteRange::parse(b"18446744073709551615-18446744073709551614/*").is_some());
+        assert_eq!(
+            ByteRange::parse(b"18446744073709551615-18446744073709551613/*"),
+            None
+        );
     }
 }

@@ -69,6 +69,34 @@ pub enum Host {
 
 type Span = Range<u16>;
 
+/// A parsed URI without its bytes.
+struct Parts {
+    scheme: Scheme,
+    userinfo: Option<Span>,
+    host: Span,
+    host_kind: Host,
+    port: Option<u16>,
+    session_id: Option<Span>,
+    transport: Span,
+    params: Option<Span>,
+}
+
+impl Parts {
+    fn with_raw(self, raw: Bytes) -> MsrpUri {
+        MsrpUri {
+            raw,
+            scheme: self.scheme,
+            userinfo: self.userinfo,
+            host: self.host,
+            host_kind: self.host_kind,
+            port: self.port,
+            session_id: self.session_id,
+            transport: self.transport,
+            params: self.params,
+        }
+    }
+}
+
 /// A parsed MSRP URI that remembers its original bytes.
 #[derive(Clone)]
 pub struct MsrpUri {
@@ -89,20 +117,52 @@ fn span(r: Range<usize>) -> Span {
     r.start as u16..r.end as u16
 }
 
-fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
-}
+// Character classes as one table lookup each (the parser runs for every path URI of every
+// message). Bits of `CLASS`:
+const UNRESERVED: u8 = 1; // RFC 3986 unreserved: ALPHA DIGIT - . _ ~
+const SUB_DELIM: u8 = 2; // RFC 3986 sub-delims: ! $ & ' ( ) * + , ; =
+const SID_EXTRA: u8 = 4; // session-id also allows + = / (RFC 4975 §9)
+const TOKEN: u8 = 8; // RFC 4975 §9 token
+const HOST_PLAIN: u8 = 16; // ALPHA DIGIT - . : a reg-name needing no further checks
 
-fn is_sub_delim(b: u8) -> bool {
-    matches!(
-        b,
-        b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
-    )
+const CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        let mut bits = 0;
+        if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~') {
+            bits |= UNRESERVED;
+        }
+        if matches!(
+            c,
+            b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
+        ) {
+            bits |= SUB_DELIM;
+        }
+        if matches!(c, b'+' | b'=' | b'/') {
+            bits |= SID_EXTRA;
+        }
+        if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.') {
+            bits |= HOST_PLAIN;
+        }
+        if matches!(c, 0x21 | 0x23..=0x27 | 0x2A | 0x2B | 0x2D | 0x2E | 0x30..=0x39 | 0x41..=0x5A | 0x5E..=0x7E)
+        {
+            bits |= TOKEN;
+        }
+        t[b] = bits;
+        b += 1;
+    }
+    t
+};
+
+fn is_class(b: u8, class: u8) -> bool {
+    CLASS[usize::from(b)] & class != 0
 }
 
 /// RFC 4975 §9 `token`.
 pub(crate) fn is_token_char(b: u8) -> bool {
-    matches!(b, 0x21 | 0x23..=0x27 | 0x2A | 0x2B | 0x2D | 0x2E | 0x30..=0x39 | 0x41..=0x5A | 0x5E..=0x7E)
+    is_class(b, TOKEN)
 }
 
 /// `pct-encoded / unreserved / sub-delims` with well-formed percent escapes (RFC 3986 §2).
@@ -110,6 +170,10 @@ fn valid_pct_text(s: &[u8], extra: &[u8]) -> bool {
     let mut i = 0;
     while i < s.len() {
         let b = s[i];
+        if is_class(b, UNRESERVED | SUB_DELIM) {
+            i += 1;
+            continue;
+        }
         if b == b'%' {
             if i + 2 >= s.len() {
                 return false;
@@ -120,7 +184,7 @@ fn valid_pct_text(s: &[u8], extra: &[u8]) -> bool {
             i += 3;
             continue;
         }
-        if !(is_unreserved(b) || is_sub_delim(b) || extra.contains(&b)) {
+        if !extra.contains(&b) {
             return false;
         }
         i += 1;
@@ -134,6 +198,98 @@ impl MsrpUri {
         if raw.len() > u16::MAX as usize {
             return Err(UriError::TooLong);
         }
+        match MsrpUri::parse_common(&raw) {
+            Some(parts) => Ok(parts.with_raw(raw)),
+            None => MsrpUri::parse_general(raw),
+        }
+    }
+
+    /// The full parser alone, without the fast path for the common form: the reference the
+    /// tests and the `uri` fuzz target compare [`MsrpUri::parse`] with.
+    #[doc(hidden)]
+    pub fn parse_reference(raw: Bytes) -> Result<MsrpUri, UriError> {
+        if raw.len() > u16::MAX as usize {
+            return Err(UriError::TooLong);
+        }
+        MsrpUri::parse_general(raw)
+    }
+
+    /// One pass over the form almost every path URI has,
+    /// `msrp[s]://name[:port][/session-id];transport` with a lower-case scheme, a host name of
+    /// letters, digits, `-` and `.` (not all digits and dots, which may be an IPv4 address),
+    /// no userinfo and no parameters. It returns what [`MsrpUri::parse_general`] would, or
+    /// `None` for anything else (valid or not), which is left to that parser.
+    fn parse_common(s: &[u8]) -> Option<Parts> {
+        let (scheme, mut i) = if s.starts_with(b"msrps://") {
+            (Scheme::Msrps, 8)
+        } else if s.starts_with(b"msrp://") {
+            (Scheme::Msrp, 7)
+        } else {
+            return None;
+        };
+        let n = s.len();
+        let host_start = i;
+        let mut dotted = true;
+        while i < n && is_class(s[i], HOST_PLAIN) {
+            dotted &= s[i] == b'.' || s[i].is_ascii_digit();
+            i += 1;
+        }
+        if i == host_start || dotted || i == n {
+            return None;
+        }
+        let host = host_start..i;
+        let port = if s[i] == b':' {
+            let p_start = i + 1;
+            let mut p: u32 = 0;
+            i = p_start;
+            while i < n && s[i].is_ascii_digit() && i - p_start < 5 {
+                p = p * 10 + u32::from(s[i] - b'0');
+                i += 1;
+            }
+            if i == p_start || p == 0 || p > u32::from(u16::MAX) || i == n {
+                return None;
+            }
+            Some(p as u16)
+        } else {
+            None
+        };
+        let session_id = if s[i] == b'/' {
+            let sid_start = i + 1;
+            i = sid_start;
+            while i < n && is_class(s[i], UNRESERVED | SID_EXTRA) {
+                i += 1;
+            }
+            if i == sid_start || i == n {
+                return None;
+            }
+            Some(sid_start..i)
+        } else {
+            None
+        };
+        if s[i] != b';' {
+            return None;
+        }
+        let t_start = i + 1;
+        i = t_start;
+        while i < n && s[i].is_ascii_alphanumeric() {
+            i += 1;
+        }
+        if i == t_start || i != n {
+            return None;
+        }
+        Some(Parts {
+            scheme,
+            userinfo: None,
+            host: span(host),
+            host_kind: Host::Name,
+            port,
+            session_id: session_id.map(span),
+            transport: span(t_start..n),
+            params: None,
+        })
+    }
+
+    fn parse_general(raw: Bytes) -> Result<MsrpUri, UriError> {
         let s: &[u8] = &raw;
         // Scheme: "msrp" / "msrps", compared case-insensitively (ABNF quoted literals).
         let (scheme, rest_at) = if s.len() >= 8 && s[..8].eq_ignore_ascii_case(b"msrps://") {
@@ -144,9 +300,7 @@ impl MsrpUri {
             return Err(UriError::Scheme);
         };
         // The authority ends at the first "/" (session-id) or ";" (transport).
-        let auth_end = s[rest_at..]
-            .iter()
-            .position(|&b| b == b'/' || b == b';')
+        let auth_end = memchr::memchr2(b'/', b';', &s[rest_at..])
             .map(|p| p + rest_at)
             .ok_or(UriError::Transport)?;
         let authority = &s[rest_at..auth_end];
@@ -184,8 +338,11 @@ impl MsrpUri {
             if host.is_empty() || !valid_pct_text(host, b"") {
                 return Err(UriError::Host);
             }
-            let kind = match std::str::from_utf8(host)
-                .ok()
+            // Only digits and dots can be an IPv4 literal; skip the parser for names.
+            let dotted = host.iter().all(|&b| b.is_ascii_digit() || b == b'.');
+            let kind = match dotted
+                .then(|| std::str::from_utf8(host).ok())
+                .flatten()
                 .and_then(|h| Ipv4Addr::from_str(h).ok())
             {
                 Some(v4) => Host::V4(v4),
@@ -205,17 +362,11 @@ impl MsrpUri {
         let mut at = auth_end;
         let session_id = if s[at] == b'/' {
             let start = at + 1;
-            let end = s[start..]
-                .iter()
-                .position(|&b| b == b';')
+            let end = memchr::memchr(b';', &s[start..])
                 .map(|p| p + start)
                 .ok_or(UriError::Transport)?;
             let sid = &s[start..end];
-            if sid.is_empty()
-                || !sid
-                    .iter()
-                    .all(|&b| is_unreserved(b) || matches!(b, b'+' | b'=' | b'/'))
-            {
+            if sid.is_empty() || !sid.iter().all(|&b| is_class(b, UNRESERVED | SID_EXTRA)) {
                 return Err(UriError::SessionId);
             }
             at = end;
@@ -225,9 +376,7 @@ impl MsrpUri {
         };
         // s[at] == b';'
         let t_start = at + 1;
-        let t_end = s[t_start..]
-            .iter()
-            .position(|&b| b == b';')
+        let t_end = memchr::memchr(b';', &s[t_start..])
             .map(|p| p + t_start)
             .unwrap_or(s.len());
         let transport = &s[t_start..t_end];
@@ -473,9 +622,7 @@ pub fn parse_path(value: &Bytes, max: usize) -> Result<Vec<MsrpUri>, PathError> 
             break;
         }
         let start = i;
-        while i < bytes.len() && bytes[i] != b' ' && bytes[i] != b'\t' {
-            i += 1;
-        }
+        i = memchr::memchr2(b' ', b'\t', &bytes[i..]).map_or(bytes.len(), |p| i + p);
         if out.len() == max {
             return Err(PathError::TooMany);
         }
@@ -605,6 +752,88 @@ mod tests {
             parse_path(&Bytes::from_static(b"  "), 4).err(),
             Some(PathError::Empty)
         );
+    }
+
+    /// The lookup table says exactly what the grammar's character classes say.
+    #[test]
+    fn rfc3986_rfc4975_character_classes() {
+        for b in 0..=255u8 {
+            let unreserved = b.is_ascii_alphanumeric() || b"-._~".contains(&b);
+            let sub_delim = b"!$&'()*+,;=".contains(&b);
+            let token = matches!(b, 0x21 | 0x23..=0x27 | 0x2A | 0x2B | 0x2D | 0x2E | 0x30..=0x39 | 0x41..=0x5A | 0x5E..=0x7E);
+            assert_eq!(is_class(b, UNRESERVED), unreserved, "{b:#x}");
+            assert_eq!(is_class(b, SUB_DELIM), sub_delim, "{b:#x}");
+            assert_eq!(is_class(b, SID_EXTRA), b"+=/".contains(&b), "{b:#x}");
+            assert_eq!(is_token_char(b), token, "{b:#x}");
+        }
+    }
+
+    /// The fast path for the common form and the full parser agree, at every edge of the
+    /// common form (the property test and the `uri` fuzz target compare them at random).
+    #[test]
+    fn fast_path_matches_reference_on_edge_cases() {
+        let cases = [
+            "msrp://a.example.com:2855/abc;tcp",
+            "msrps://a.example.com/abc;ws",
+            "msrp://a.example.com;tcp",
+            "msrp://a.example.com:1;tcp",
+            "msrp://a:65535/s/with/slash+and=;tcp",
+            "msrp://a:00080/x;tcp",
+            "msrp://a:0/x;tcp",
+            "msrp://a:65536/x;tcp",
+            "msrp://a:123456/x;tcp",
+            "msrp://a:000080/x;tcp",
+            "msrp://a:/x;tcp",
+            "msrp://a:1:2/x;tcp",
+            "msrp://a:1x/x;tcp",
+            "msrp://192.0.2.1:1/x;tcp",
+            "msrp://1.2.3:1/x;tcp",
+            "msrp://999.1.1.1:1/x;tcp",
+            "msrp://1a.2.3.4:1/x;tcp",
+            "msrp://a/;tcp",
+            "msrp://a/x",
+            "msrp://a/x;",
+            "msrp://a/x;tcp;p=1",
+            "msrp://a/x;tc-p",
+            "msrp://a/x%41;tcp",
+            "msrp://a/x y;tcp",
+            "msrp://u@a/x;tcp",
+            "msrp://a_b/x;tcp",
+            "msrp://a%41/x;tcp",
+            "msrp://[::1]:1/x;tcp",
+            "MSRP://a/x;tcp",
+            "msrp://;tcp",
+            "msrp:///x;tcp",
+            "msrp://a",
+            "msrp://a:",
+            "msrp://a:1",
+            "msrp://a/",
+            "msrp://",
+            "msrps:/",
+        ];
+        for c in cases {
+            let fast = MsrpUri::parse(Bytes::from_static(c.as_bytes()));
+            let full = MsrpUri::parse_reference(Bytes::from_static(c.as_bytes()));
+            match (&fast, &full) {
+                (Err(a), Err(b)) => assert_eq!(a, b, "{c}"),
+                (Ok(a), Ok(b)) => {
+                    assert_eq!(
+                        (a.scheme(), a.userinfo(), a.host(), a.host_kind(), a.port()),
+                        (b.scheme(), b.userinfo(), b.host(), b.host_kind(), b.port()),
+                        "{c}"
+                    );
+                    assert_eq!(
+                        (a.session_id(), a.transport(), a.params()),
+                        (b.session_id(), b.transport(), b.params()),
+                        "{c}"
+                    );
+                }
+                _ => panic!("{c}: {fast:?} vs {full:?}"),
+            }
+        }
+        // The fast path does take the common form.
+        assert!(MsrpUri::parse_common(b"msrp://a.example.com:2855/abc;tcp").is_some());
+        assert!(MsrpUri::parse_common(b"msrp://a.example.com:0/abc;tcp").is_none());
     }
 
     #[test]
