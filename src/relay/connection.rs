@@ -112,8 +112,10 @@ pub struct ConnHandle {
     last_active: AtomicU64,
     /// Frames queued toward writers, all connections together (a metric).
     queued: prometheus_client::metrics::gauge::Gauge,
-    ctrl: mpsc::Sender<Frame>,
-    data: mpsc::Sender<Frame>,
+    // Boxed so that a queue's slots cost a pointer each: an idle connection then holds a
+    // few hundred bytes of queue instead of kilobytes.
+    ctrl: mpsc::Sender<Box<Frame>>,
+    data: mpsc::Sender<Box<Frame>>,
     closed: CancellationToken,
     txns: Mutex<Transactions>,
     txn_wake: Notify,
@@ -174,7 +176,8 @@ impl ConnHandle {
         lock(&self.txns)
     }
 
-    async fn send(&self, queue: &mpsc::Sender<Frame>, frame: Frame) -> Result<(), Closed> {
+    async fn send(&self, queue: &mpsc::Sender<Box<Frame>>, frame: Frame) -> Result<(), Closed> {
+        let frame = Box::new(frame);
         if self.is_closed() {
             return Err(Closed);
         }
@@ -311,6 +314,32 @@ impl AsyncWrite for WriteHalf {
     }
 }
 
+/// What a connection holds for as long as it lives: its slot in `limits.max_connections`
+/// and its count in the open-connections gauge.
+pub struct ConnGuard {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    open: prometheus_client::metrics::gauge::Gauge,
+}
+
+impl ConnGuard {
+    pub fn new(
+        permit: tokio::sync::OwnedSemaphorePermit,
+        open: prometheus_client::metrics::gauge::Gauge,
+    ) -> ConnGuard {
+        open.inc();
+        ConnGuard {
+            _permit: permit,
+            open,
+        }
+    }
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.open.dec();
+    }
+}
+
 /// Frames written per vectored write at most.
 const MAX_BATCH: usize = 64;
 /// Capacity of the control queue (responses and REPORTs are small).
@@ -327,6 +356,7 @@ pub fn spawn(
     local: LocalEnd,
     peer_cert: Option<rustls_pki_types::CertificateDer<'static>>,
     origin: Origin,
+    guard: Option<ConnGuard>,
     shared: Arc<Shared>,
 ) -> Arc<ConnHandle> {
     let settings = shared.settings();
@@ -367,6 +397,7 @@ pub fn spawn(
         read_size: MIN_READ,
         current: Current::Idle,
         auth: AuthState::default(),
+        _guard: guard,
         // We opened it: no probation (RFC 4976 §6.1 is about connections made to us).
         trusted: matches!(handle.origin, Origin::Outbound(_)),
         failures: 0,
@@ -378,13 +409,14 @@ pub fn spawn(
 
 async fn write_loop(
     mut wr: WriteHalf,
-    mut ctrl: mpsc::Receiver<Frame>,
-    mut data: mpsc::Receiver<Frame>,
+    mut ctrl: mpsc::Receiver<Box<Frame>>,
+    mut data: mpsc::Receiver<Box<Frame>>,
     handle: Arc<ConnHandle>,
     txn_timeout: Duration,
     hard_stop: CancellationToken,
 ) {
-    let mut batch: Vec<Frame> = Vec::with_capacity(MAX_BATCH);
+    // Grows with the traffic; an idle connection never allocates it.
+    let mut batch: Vec<Box<Frame>> = Vec::new();
     loop {
         let first = tokio::select! {
             biased;
@@ -446,7 +478,7 @@ async fn write_loop(
     // Whatever was queued before the close (a last response, a 403 before closing) still
     // goes out, within a bounded time.
     let drain = async {
-        let mut rest: Vec<Frame> = Vec::new();
+        let mut rest: Vec<Box<Frame>> = Vec::new();
         while let Ok(f) = ctrl.try_recv() {
             rest.push(f);
         }
@@ -463,7 +495,7 @@ async fn write_loop(
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain).await;
 }
 
-async fn write_batch(wr: &mut WriteHalf, batch: &[Frame], stall: Duration) -> io::Result<()> {
+async fn write_batch(wr: &mut WriteHalf, batch: &[Box<Frame>], stall: Duration) -> io::Result<()> {
     let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(batch.len() * 3);
     for f in batch {
         for part in std::iter::once(&f.head)
@@ -535,6 +567,8 @@ struct Reader {
     trusted: bool,
     /// Refused requests while on probation.
     failures: u32,
+    /// Released when the reader is done, that is when the connection is.
+    _guard: Option<ConnGuard>,
 }
 
 /// Why the reader stops.
@@ -610,7 +644,8 @@ impl Reader {
     /// Read more input. An empty buffer is released first, so idle connections hold none.
     async fn fill(&mut self) -> io::Result<usize> {
         if self.buf.is_empty() {
-            if self.buf.capacity() > MIN_READ {
+            // An idle connection keeps no read buffer at all.
+            if self.buf.capacity() > 0 {
                 self.buf = BytesMut::new();
                 self.read_size = MIN_READ;
             }

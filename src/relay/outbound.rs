@@ -306,6 +306,7 @@ impl Outbound {
                 local,
                 None,
                 origin,
+                None,
                 shared.clone(),
             ));
         }
@@ -349,6 +350,7 @@ impl Outbound {
             local,
             peer_cert,
             origin,
+            None,
             shared.clone(),
         ))
     }

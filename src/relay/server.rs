@@ -16,7 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
-use super::connection::{self, LocalEnd, Origin, Stream};
+use super::connection::{self, ConnGuard, LocalEnd, Origin, Stream};
 use super::Shared;
 use crate::config::{ListenerConfig, Transport};
 use crate::metrics::ListenerLabels;
@@ -123,13 +123,17 @@ impl Listener {
                     shared2.metrics.tls_handshake_failures.inc();
                     return;
                 };
-                open.inc();
-                let handle =
-                    connection::spawn(stream, peer, local, peer_cert, Origin::Inbound, shared2);
-                // The permit lives as long as the connection.
-                handle.closed().cancelled().await;
-                open.dec();
-                drop(permit);
+                // The permit and the gauge go with the connection, which ends this task.
+                let guard = ConnGuard::new(permit, open);
+                connection::spawn(
+                    stream,
+                    peer,
+                    local,
+                    peer_cert,
+                    Origin::Inbound,
+                    Some(guard),
+                    shared2,
+                );
             });
         }
         tracing::info!(address = %self.local_addr, "listener stopped");
