@@ -24,7 +24,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::client::TlsStream;
 
-use crate::relay::transaction::new_tid;
+use msrp_relay::relay::transaction::new_tid;
 
 /// Where the benchmark connects and how it authenticates.
 #[derive(Clone)]
@@ -52,7 +52,7 @@ pub fn tls_config(ca: Option<&Path>, insecure: bool) -> anyhow::Result<Arc<rustl
             .with_no_client_auth();
         return Ok(Arc::new(config));
     }
-    Ok(crate::tls::client_config(ca, None)?)
+    Ok(msrp_relay::tls::client_config(ca, None)?)
 }
 
 /// Accepts any server certificate (signatures are still checked). For `--insecure` only.
@@ -261,7 +261,6 @@ pub struct MsrpConn {
 /// A whole message with its body dropped (AUTH responses have none).
 pub struct Received {
     pub head: Head,
-    pub flag: Flag,
 }
 
 impl MsrpConn {
@@ -282,11 +281,11 @@ impl MsrpConn {
                     match ev {
                         Event::Head(h) => head = Some(h),
                         Event::Body(_) => {}
-                        Event::End(flag) => {
+                        Event::End(_) => {
                             let head = head
                                 .take()
                                 .ok_or_else(|| anyhow!("end-line without head"))?;
-                            return Ok(Received { head, flag });
+                            return Ok(Received { head });
                         }
                     }
                 }

@@ -7,6 +7,7 @@
 //! idle        many authenticated idle connections: memory per connection
 //! forwarder   the baseline: a plain TCP byte forwarder (a child process)
 //! procstat    the relay's CPU and memory from /proc
+//! table       medians of many runs as a Markdown table
 //! ```
 //!
 //! It talks to any RFC 4976 relay (this one, Kamailio's msrp module) on loopback only.
@@ -17,6 +18,7 @@ pub mod forwarder;
 pub mod idle;
 pub mod msgs;
 pub mod procstat;
+pub mod table;
 pub mod util;
 
 use std::net::SocketAddr;

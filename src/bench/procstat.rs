@@ -148,11 +148,6 @@ impl Watch {
         })
     }
 
-    /// Memory now (KiB).
-    pub fn memory_now(&self) -> u64 {
-        memory(&self.pids)
-    }
-
     pub fn finish(mut self) -> Usage {
         self.stop.store(true, Ordering::Relaxed);
         let peak = self.sampler.take().and_then(|t| t.join().ok()).unwrap_or(0);

@@ -78,13 +78,6 @@ pub fn instant_ns(t: Instant) -> u64 {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-/// `v` as 16 lowercase hex digits.
-pub fn put_hex16(out: &mut Vec<u8>, v: u64) {
-    for i in (0..16).rev() {
-        out.push(HEX[((v >> (i * 4)) & 0xf) as usize]);
-    }
-}
-
 /// `v` as 16 lowercase hex digits into `out`.
 pub fn put_hex16_bytes(out: &mut bytes::BytesMut, v: u64) {
     let mut b = [0u8; 16];
@@ -155,9 +148,9 @@ mod tests {
 
     #[test]
     fn hex_round_trip() {
-        let mut v = Vec::new();
-        put_hex16(&mut v, 0x0123_4567_89ab_cdef);
-        assert_eq!(v, b"0123456789abcdef");
+        let mut v = bytes::BytesMut::new();
+        put_hex16_bytes(&mut v, 0x0123_4567_89ab_cdef);
+        assert_eq!(&v[..], b"0123456789abcdef");
         assert_eq!(parse_hex16(&v), Some(0x0123_4567_89ab_cdef));
         let mut b = bytes::BytesMut::new();
         put_hex16_bytes(&mut b, 42);

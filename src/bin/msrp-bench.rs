@@ -14,10 +14,15 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use msrp_proto::MsrpUri;
 use serde_json::{json, Value};
 
-use msrp_relay::bench::conn::{tls_config, Target};
-use msrp_relay::bench::procstat::{self, Usage, Watch};
-use msrp_relay::bench::util::{parse_loopback_addr, parse_size};
-use msrp_relay::bench::{bulk, forwarder, idle, msgs, PathMode};
+// The load generator's modules live in src/bench/ and belong to this binary only, so the
+// relay's library and binary neither carry nor rebuild them.
+#[path = "../bench/mod.rs"]
+mod bench;
+
+use bench::conn::{tls_config, Target};
+use bench::procstat::{self, Usage, Watch};
+use bench::util::{parse_loopback_addr, parse_size};
+use bench::{bulk, forwarder, idle, msgs, PathMode};
 
 #[derive(Parser)]
 #[command(
@@ -37,6 +42,9 @@ struct Cli {
     /// Abort the run (exit 1) when it takes longer than this many seconds in all.
     #[arg(long, global = true, default_value_t = 300)]
     max_time: u64,
+    /// A label copied into the report (bench/run.sh uses `scenario/target`).
+    #[arg(long, global = true)]
+    tag: Option<String>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -91,6 +99,21 @@ enum Cmd {
         #[command(flatten)]
         fwd: ForwarderArgs,
     },
+    /// Markdown table of medians from JSON report lines (bench/run.sh).
+    Table {
+        /// Files of JSON lines, as written by --json.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// The median of one field over the passing runs with a tag (for scripts).
+    Median {
+        file: PathBuf,
+        #[arg(long)]
+        tag: String,
+        /// Dotted path, e.g. results.msgs_per_s.
+        #[arg(long)]
+        field: String,
+    },
     /// Run the byte forwarder alone (the baselines start it as a child process).
     Forwarder {
         #[arg(long, value_parser = parse_loopback_addr, default_value = "127.0.0.1:0")]
@@ -132,7 +155,7 @@ struct RelayArgs {
     /// Digest user, for relays that challenge AUTH.
     #[arg(long)]
     user: Option<String>,
-    /// Digest password.
+    /// Digest password (used with --user).
     #[arg(long, env = "MSRP_BENCH_PASSWORD", hide_env_values = true)]
     password: Option<String>,
     /// The relay's process id: measure its CPU and memory (with its child processes).
@@ -259,8 +282,14 @@ fn main() -> ExitCode {
         drop(runtime);
         return run_forwarder(rt, *listen, *to, *buffer, *max_time, *exit_on_stdin_eof);
     }
+    match &cli.cmd {
+        Cmd::Table { files } => return table(files),
+        Cmd::Median { file, tag, field } => return median(file, tag, field),
+        _ => {}
+    }
     let max_time = Duration::from_secs(cli.max_time);
     let json = cli.json;
+    let tag = cli.tag.clone();
     let report = runtime.block_on(async {
         match tokio::time::timeout(max_time, run(cli)).await {
             Ok(r) => r,
@@ -271,6 +300,10 @@ fn main() -> ExitCode {
     });
     // Tasks still blocked on sockets are dropped with the runtime.
     runtime.shutdown_timeout(Duration::from_millis(100));
+    let report = report.map(|mut r| {
+        r["tag"] = json!(tag);
+        r
+    });
     match report {
         Ok(report) => {
             let ok = report.get("ok").and_then(Value::as_bool).unwrap_or(false);
@@ -287,9 +320,53 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             if json {
-                println!("{}", json!({"ok": false, "error": format!("{e:#}")}));
+                println!(
+                    "{}",
+                    json!({"tag": tag, "ok": false, "error": format!("{e:#}")})
+                );
             }
             eprintln!("msrp-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn read_files(files: &[PathBuf]) -> Result<Vec<Value>, ExitCode> {
+    let mut reports = Vec::new();
+    for f in files {
+        match std::fs::read_to_string(f) {
+            Ok(text) => reports.extend(bench::table::read_reports(&text)),
+            Err(e) => {
+                eprintln!("msrp-bench: cannot read {}: {e}", f.display());
+                return Err(ExitCode::from(2));
+            }
+        }
+    }
+    Ok(reports)
+}
+
+fn table(files: &[PathBuf]) -> ExitCode {
+    match read_files(files) {
+        Ok(reports) => {
+            print!("{}", bench::table::markdown(&reports));
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+fn median(file: &std::path::Path, tag: &str, field: &str) -> ExitCode {
+    let reports = match read_files(&[file.to_owned()]) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    match bench::table::median_of(&reports, tag, field) {
+        Some(v) => {
+            println!("{v}");
+            ExitCode::SUCCESS
+        }
+        None => {
+            eprintln!("msrp-bench: no passing run tagged {tag:?} with {field}");
             ExitCode::FAILURE
         }
     }
@@ -348,10 +425,11 @@ fn target(args: &RelayArgs) -> anyhow::Result<Target> {
         }
         None
     };
+    // A password alone (e.g. MSRP_BENCH_PASSWORD left in the environment) is not used.
     let credentials = match (&args.user, &args.password) {
         (Some(u), Some(p)) => Some((u.clone(), p.clone())),
-        (None, None) => None,
-        _ => bail!("give both --user and --password, or neither"),
+        (Some(_), None) => bail!("--user needs --password (or MSRP_BENCH_PASSWORD)"),
+        (None, _) => None,
     };
     Ok(Target {
         addr: args.relay,
@@ -426,7 +504,7 @@ fn bulk_options(a: &BulkArgs, max_time: Duration) -> bulk::BulkOptions {
 }
 
 async fn run_msgs(
-    pairs: Vec<msrp_relay::bench::PairSetup>,
+    pairs: Vec<bench::PairSetup>,
     a: &MsgsArgs,
     frame: Frame,
     mut report: Value,
@@ -456,7 +534,7 @@ async fn run_msgs(
 }
 
 async fn run_bulk(
-    pairs: Vec<msrp_relay::bench::PairSetup>,
+    pairs: Vec<bench::PairSetup>,
     a: &BulkArgs,
     max_time: Duration,
     frame: Frame,
@@ -490,8 +568,7 @@ async fn run(cli: Cli) -> anyhow::Result<Value> {
     match &cli.cmd {
         Cmd::Msgs { relay, msgs, path } => {
             let t = target(relay)?;
-            let pairs =
-                msrp_relay::bench::relay_pairs(&t, msgs.pairs.max(1), (*path).into()).await?;
+            let pairs = bench::relay_pairs(&t, msgs.pairs.max(1), (*path).into()).await?;
             let report = json!({
                 "mode": "msgs",
                 "target": relay.relay.to_string(),
@@ -508,9 +585,7 @@ async fn run(cli: Cli) -> anyhow::Result<Value> {
                 fwd.forwarder_buffer,
                 max_time,
             )?;
-            let pairs =
-                msrp_relay::bench::baseline_pairs(child.addr, &receivers, msgs.pairs.max(1))
-                    .await?;
+            let pairs = bench::baseline_pairs(child.addr, &receivers, msgs.pairs.max(1)).await?;
             let mut params = msgs_params(msgs, None);
             params["forwarder_buffer"] = json!(fwd.forwarder_buffer);
             let report = json!({
@@ -526,8 +601,7 @@ async fn run(cli: Cli) -> anyhow::Result<Value> {
         }
         Cmd::Bulk { relay, bulk, path } => {
             let t = target(relay)?;
-            let pairs =
-                msrp_relay::bench::relay_pairs(&t, bulk.pairs.max(1), (*path).into()).await?;
+            let pairs = bench::relay_pairs(&t, bulk.pairs.max(1), (*path).into()).await?;
             let report = json!({
                 "mode": "bulk",
                 "target": relay.relay.to_string(),
@@ -544,9 +618,7 @@ async fn run(cli: Cli) -> anyhow::Result<Value> {
                 fwd.forwarder_buffer,
                 max_time,
             )?;
-            let pairs =
-                msrp_relay::bench::baseline_pairs(child.addr, &receivers, bulk.pairs.max(1))
-                    .await?;
+            let pairs = bench::baseline_pairs(child.addr, &receivers, bulk.pairs.max(1)).await?;
             let mut params = bulk_params(bulk);
             params["forwarder_buffer"] = json!(fwd.forwarder_buffer);
             let report = json!({
@@ -621,7 +693,9 @@ async fn run(cli: Cli) -> anyhow::Result<Value> {
             });
             Ok(frame.finish(report).0)
         }
-        Cmd::Forwarder { .. } => bail!("handled in main"),
+        Cmd::Forwarder { .. } | Cmd::Table { .. } | Cmd::Median { .. } => {
+            bail!("handled in main")
+        }
     }
 }
 
