@@ -11,6 +11,7 @@
 #   RUNS [3]            runs of each measurement
 #   DURATION [3]        seconds of sending per msgs run
 #   PAIRS [4]           sender/receiver pairs in the msgs runs; WINDOW [64] in flight per sender
+#   LIGHT_RATE [1000]   msgs/s of the light-load latency runs (one pair)
 #   BULK_SIZE [1GiB]    message of the bulk runs (8 KiB and 64 KiB chunks)
 #   BIG_SIZE [4GiB]     message of the memory run (64 KiB chunks, once); 0 skips it
 #   IDLE_CONNS [3000]   idle connections, ours and Kamailio's (its config allows 4096)
@@ -26,6 +27,7 @@ RUNS=${RUNS:-3}
 DURATION=${DURATION:-3}
 PAIRS=${PAIRS:-4}
 WINDOW=${WINDOW:-64}
+LIGHT_RATE=${LIGHT_RATE:-1000}
 BULK_SIZE=${BULK_SIZE:-1GiB}
 BIG_SIZE=${BIG_SIZE:-4GiB}
 IDLE_CONNS=${IDLE_CONNS:-3000}
@@ -49,10 +51,27 @@ KAM_RUN=$WORK/kam
 KAM_STARTED=
 cleanup() {
   stop_relay
-  if [ -n "$KAM_STARTED" ]; then RUN_DIR=$KAM_RUN "$KAM_DIR/stop.sh" >/dev/null 2>&1 || true; fi
+  if [ -n "$KAM_STARTED" ]; then stop_kam; fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+
+KAM_PORT=${KAM_TCP_PORT:-2856}
+start_kam() {
+  RUN_DIR=$KAM_RUN KAM_TCP_PORT=$KAM_PORT "$KAM_DIR/start.sh" >&2 || return 1
+  KAM_STARTED=1
+  KAM_ARGS=(--relay "127.0.0.1:$KAM_PORT" --relay-uri "msrp://127.0.0.1:$KAM_PORT;tcp"
+    --relay-pid "$(cat "$KAM_RUN/kamailio.pid")")
+}
+stop_kam() {
+  RUN_DIR=$KAM_RUN "$KAM_DIR/stop.sh" >/dev/null 2>&1 || true
+  KAM_STARTED=
+}
+# A fresh relay: memory measured from a cold start, not from what earlier runs left behind.
+restart_relay() {
+  stop_relay
+  start_relay "$BIN" "$WORK"
+}
 
 echo "== start msrp-relay" >&2
 start_relay "$BIN" "$WORK"
@@ -65,12 +84,7 @@ if [ "$KAMAILIO" != 0 ]; then
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kamailio kamailio-tls-modules) >&2 || true
   fi
   if [ -x /usr/sbin/kamailio ] && [ -x "$KAM_DIR/start.sh" ]; then
-    KAM_PORT=${KAM_TCP_PORT:-2856}
-    if RUN_DIR=$KAM_RUN KAM_TCP_PORT=$KAM_PORT "$KAM_DIR/start.sh" >&2; then
-      KAM_STARTED=1
-      KAM_ARGS=(--relay "127.0.0.1:$KAM_PORT" --relay-uri "msrp://127.0.0.1:$KAM_PORT;tcp"
-        --relay-pid "$(cat "$KAM_RUN/kamailio.pid")")
-    fi
+    start_kam || true
   fi
   if [ -z "$KAM_STARTED" ]; then
     [ "$KAMAILIO" = 1 ] && { echo "Kamailio is required (KAMAILIO=1) but did not start" >&2; exit 1; }
@@ -135,23 +149,32 @@ for run in $(seq 1 "$RUNS"); do
   done
 done
 
-echo "== idle connections" >&2
+echo "== latency under light load (one pair, $LIGHT_RATE msgs/s: one SEND per millisecond tick)" >&2
 for run in $(seq 1 "$RUNS"); do
+  LIGHT=(--pairs 1 --duration "$DURATION" --rate "$LIGHT_RATE")
+  one lat-light/ours msgs "${RELAY_ARGS[@]}" "${LIGHT[@]}"
+  one lat-light/fwd baseline-msgs "${LIGHT[@]}"
+  kam lat-light/kam msgs "${KAM_ARGS[@]}" "${LIGHT[@]}"
+done
+
+echo "== idle connections (each run on a freshly started relay)" >&2
+for run in $(seq 1 "$RUNS"); do
+  restart_relay
   one idle/ours idle "${RELAY_ARGS[@]}" --conns "$IDLE_CONNS" --hold 3
-  kam idle/kam idle "${KAM_ARGS[@]}" --conns "$IDLE_CONNS" --hold 3
+  if [ -n "$KAM_STARTED" ]; then
+    stop_kam
+    start_kam && kam idle/kam idle "${KAM_ARGS[@]}" --conns "$IDLE_CONNS" --hold 3
+  fi
 done
 if [ "$IDLE_MAX" = auto ]; then IDLE_MAX=$(($(ulimit -Hn) - 200)); fi
 if [ "$IDLE_MAX" -gt 0 ]; then
-  # A fresh relay, so that the memory before the run is a cold start's.
-  stop_relay
-  start_relay "$BIN" "$WORK"
+  restart_relay
   one idle-max/ours idle "${RELAY_ARGS[@]}" --conns "$IDLE_MAX" --hold 3 --concurrency 500
 fi
 
 if [ "$BIG_SIZE" != 0 ]; then
   echo "== memory while a $BIG_SIZE message streams" >&2
-  stop_relay
-  start_relay "$BIN" "$WORK"
+  restart_relay
   one bulk4g/ours bulk "${RELAY_ARGS[@]}" --size "$BIG_SIZE" --chunk 64KiB
 fi
 

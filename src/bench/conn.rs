@@ -173,8 +173,26 @@ async fn connect_tcp(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<Tcp
     } else {
         TcpSocket::new_v6()?
     };
+    no_port_at_bind(&socket);
     socket.bind(SocketAddr::new(ip, 0))?;
     socket.connect(addr).await
+}
+
+/// IP_BIND_ADDRESS_NO_PORT: let connect() pick the port by the whole 4-tuple, instead of
+/// bind() searching for a port unused on the source address (slow with thousands in use).
+fn no_port_at_bind(socket: &TcpSocket) {
+    use std::os::fd::AsRawFd;
+    let one: libc::c_int = 1;
+    // SAFETY: a valid socket descriptor and a c_int option value of the stated size.
+    let _ = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
 }
 
 macro_rules! delegate_read {

@@ -1,6 +1,6 @@
 //! `idle`: open and AUTH many connections, hold them, and see what each costs the relay.
 //!
-//! Connections are bound to source addresses 127.0.0.1, 127.0.0.2, … (`PER_SOURCE` each) before
+//! Connections are bound to source addresses 127.0.0.1, 127.0.0.2, … (`PER_SOURCE` each, with IP_BIND_ADDRESS_NO_PORT) before
 //! connecting, so that a hundred thousand of them do not exhaust the ephemeral ports of one
 //! source address. AUTHs run `concurrency` at a time.
 
@@ -14,7 +14,7 @@ use tokio::sync::Semaphore;
 use super::conn::{MsrpConn, Stream, Target};
 
 /// Connections per source address (the ephemeral range holds about 28000 ports).
-pub const PER_SOURCE: usize = 20_000;
+pub const PER_SOURCE: usize = 10_000;
 
 #[derive(Debug, Clone)]
 pub struct IdleOptions {

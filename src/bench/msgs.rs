@@ -7,8 +7,10 @@
 //! SEND asks for it (Failure-Report yes or absent).
 //!
 //! The body is `T<send time, 16 hex>S<sequence, 16 hex>` then filler: the time is the
-//! process clock when the batch was written, or, with `--rate`, the time the message was
-//! scheduled for (so a sender that falls behind does not hide the delay).
+//! process clock when the batch was written. With `--rate` a sender writes what is due each
+//! time it wakes (the timer ticks in milliseconds, so a pair's messages leave in bursts of
+//! rate/1000); how far it fell behind its schedule is reported as `schedule_lag_ms`, so that
+//! a generator that cannot keep up is seen rather than hidden.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -54,6 +56,8 @@ struct PairState {
     acks: AtomicU64,
     errors: AtomicU64,
     last_delivery_ns: AtomicU64,
+    /// Paced runs: the longest a batch was written after its first message's schedule.
+    max_lag_ns: AtomicU64,
     progress: tokio::sync::Notify,
     first_error: Mutex<Option<String>>,
 }
@@ -80,6 +84,8 @@ pub struct MsgsResult {
     pub elapsed: Duration,
     /// Latency from send to delivery, in nanoseconds.
     pub latency: Histogram<u64>,
+    /// Paced runs: how far behind its schedule a sender fell at worst.
+    pub schedule_lag: Duration,
 }
 
 impl MsgsResult {
@@ -238,6 +244,13 @@ pub async fn run(pairs: Vec<Pair>, opts: &MsgsOptions) -> anyhow::Result<MsgsRes
         first_error,
         elapsed,
         latency,
+        schedule_lag: Duration::from_nanos(
+            states
+                .iter()
+                .map(|s| s.max_lag_ns.load(Ordering::Relaxed))
+                .max()
+                .unwrap_or(0),
+        ),
     })
 }
 
@@ -342,14 +355,14 @@ async fn send(
             n = n.min(due - seq);
         }
         out.clear();
-        let batch_ts = now_ns();
+        let ts = now_ns();
+        if let Some(r) = rate {
+            let scheduled = start_ns + (seq as f64 / r * 1e9) as u64;
+            st.max_lag_ns
+                .fetch_max(ts.saturating_sub(scheduled), Ordering::Relaxed);
+        }
         for i in 0..n {
-            let s = seq + i;
-            let ts = match rate {
-                Some(r) => start_ns + (s as f64 / r * 1e9) as u64,
-                None => batch_ts,
-            };
-            tmpl.encode(&mut out, s, ts);
+            tmpl.encode(&mut out, seq + i, ts);
         }
         if let Err(e) = wr.write_all(&out).await {
             return (seq, wr, Some(anyhow!("sending: {e}")));

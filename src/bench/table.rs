@@ -111,6 +111,25 @@ const ROWS: &[Row] = &[
         decimals: 0,
     },
     Row {
+        label: "latency µs p50 / p90 / p99 / max under light load (one pair)",
+        scenario: "lat-light",
+        paths: &[
+            "results.latency_us.p50",
+            "results.latency_us.p90",
+            "results.latency_us.p99",
+            "results.latency_us.max",
+        ],
+        scale: 1.0,
+        decimals: 0,
+    },
+    Row {
+        label: "… at this rate (msgs/s)",
+        scenario: "lat-light",
+        paths: &["params.rate"],
+        scale: 1.0,
+        decimals: 0,
+    },
+    Row {
         label: "bulk MB/s, one message in 8 KiB chunks",
         scenario: "bulk8k",
         paths: &["results.mb_per_s"],

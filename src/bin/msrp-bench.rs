@@ -183,7 +183,7 @@ struct MsgsArgs {
     /// Seconds of sending when no --count is given.
     #[arg(long, default_value_t = 3.0)]
     duration: f64,
-    /// Total SENDs per second over all senders (paced; latency is taken from the schedule).
+    /// Total SENDs per second over all senders (paced in millisecond bursts).
     #[arg(long)]
     rate: Option<f64>,
     /// Failure-Report of the SENDs: yes (hop-by-hop 200s) or no (no responses).
@@ -523,6 +523,7 @@ async fn run_msgs(
         "elapsed_s": secs,
         "msgs_per_s": if secs > 0.0 { r.delivered as f64 / secs } else { 0.0 },
         "latency_us": latency_json(&r.latency),
+        "schedule_lag_ms": opts.rate.map(|_| r.schedule_lag.as_secs_f64() * 1e3),
     });
     let (mut report, usage) = frame.finish(report);
     if let Some(u) = usage {
