@@ -123,6 +123,10 @@ for run in $(seq 1 "$RUNS"); do
   one msgs-yes/ours msgs "${RELAY_ARGS[@]}" "${MSGS[@]}"
   one msgs-yes/fwd baseline-msgs "${MSGS[@]}"
   kam msgs-yes/kam msgs "${KAM_ARGS[@]}" "${MSGS[@]}"
+  # Both clients on our relay, each To-Path starting with the sender's own Use-Path (the
+  # relay is crossed twice, RFC 7977 §8.3.2). Not run on Kamailio: its configuration
+  # relays a To-Path with more hops by connecting to the next hop (itself, here).
+  one msgs-full/ours msgs "${RELAY_ARGS[@]}" "${MSGS[@]}" --path full
   one msgs-no/ours msgs "${RELAY_ARGS[@]}" "${MSGS[@]}" --failure-report no
   one msgs-no/fwd baseline-msgs "${MSGS[@]}" --failure-report no
   kam msgs-no/kam msgs "${KAM_ARGS[@]}" "${MSGS[@]}" --failure-report no

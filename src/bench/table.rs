@@ -78,6 +78,14 @@ const ROWS: &[Row] = &[
         decimals: 1,
     },
     Row {
+        label:
+            "msgs/s, Failure-Report yes, To-Path through both clients' Use-Paths (RFC 7977 §8.3.2)",
+        scenario: "msgs-full",
+        paths: &["results.msgs_per_s"],
+        scale: 1.0,
+        decimals: 0,
+    },
+    Row {
         label: "msgs/s, 100-byte SEND, Failure-Report no",
         scenario: "msgs-no",
         paths: &["results.msgs_per_s"],
