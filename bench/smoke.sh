@@ -52,6 +52,9 @@ one bulk8k/ours bulk "${RELAY_ARGS[@]}" --size 1MiB --chunk 8KiB
 one bulk64k/ours bulk "${RELAY_ARGS[@]}" --size 4MiB --chunk 64KiB
 one bulk1/ours bulk "${RELAY_ARGS[@]}" --size 1MiB --chunk 0 --failure-report no
 one idle/ours idle "${RELAY_ARGS[@]}" --conns 50 --hold 1
+one msgs-tls/ours msgs "${RELAY_TLS_ARGS[@]}" --count 200
+one bulk-tls/ours bulk "${RELAY_TLS_ARGS[@]}" --size 2MiB --chunk 16KiB
+one idle-tls/ours idle "${RELAY_TLS_ARGS[@]}" --conns 20 --hold 1
 one msgs-yes/fwd baseline-msgs --count 300
 one bulk64k/fwd baseline-bulk --size 4MiB
 
