@@ -282,6 +282,10 @@ fn main() -> ExitCode {
         drop(runtime);
         return run_forwarder(rt, *listen, *to, *buffer, *max_time, *exit_on_stdin_eof);
     }
+    if let Err(e) = validate(&cli.cmd) {
+        eprintln!("msrp-bench: {e}");
+        return ExitCode::from(2);
+    }
     match &cli.cmd {
         Cmd::Table { files } => return table(files),
         Cmd::Median { file, tag, field } => return median(file, tag, field),
@@ -308,7 +312,7 @@ fn main() -> ExitCode {
         Ok(report) => {
             let ok = report.get("ok").and_then(Value::as_bool).unwrap_or(false);
             if json {
-                println!("{report}");
+                print_out(&format!("{report}\n"));
             } else {
                 print_text(&report);
             }
@@ -320,15 +324,65 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             if json {
-                println!(
-                    "{}",
+                print_out(&format!(
+                    "{}\n",
                     json!({"tag": tag, "ok": false, "error": format!("{e:#}")})
-                );
+                ));
             }
             eprintln!("msrp-bench: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Usage errors found before anything connects (exit 2).
+fn validate(cmd: &Cmd) -> Result<(), String> {
+    let msgs_args = |m: &MsgsArgs| {
+        if m.size < msgs::MIN_SIZE {
+            return Err(format!(
+                "--size must be at least {} bytes (timestamp and sequence)",
+                msgs::MIN_SIZE
+            ));
+        }
+        if m.pairs == 0 {
+            return Err("--pairs must be at least 1".into());
+        }
+        if m.count == Some(0) {
+            return Err("--count must be at least 1".into());
+        }
+        Ok(())
+    };
+    let bulk_args = |b: &BulkArgs| {
+        if b.size == 0 {
+            return Err("--size must be at least 1 byte".to_owned());
+        }
+        if b.pairs == 0 {
+            return Err("--pairs must be at least 1".into());
+        }
+        Ok(())
+    };
+    match cmd {
+        Cmd::Msgs { msgs, .. } | Cmd::BaselineMsgs { msgs, .. } => msgs_args(msgs),
+        Cmd::Bulk { bulk, .. } | Cmd::BaselineBulk { bulk, .. } => bulk_args(bulk),
+        Cmd::Idle { conns, .. } if *conns == 0 => Err("--conns must be at least 1".into()),
+        _ => Ok(()),
+    }
+}
+
+/// Write to stdout; a closed pipe (`| head`) is not an error worth a panic.
+fn print_out(text: &str) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+}
+
+/// `writeln!` into a String (infallible).
+macro_rules! outln {
+    ($out:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($out, $($arg)*);
+    }};
 }
 
 fn read_files(files: &[PathBuf]) -> Result<Vec<Value>, ExitCode> {
@@ -348,7 +402,7 @@ fn read_files(files: &[PathBuf]) -> Result<Vec<Value>, ExitCode> {
 fn table(files: &[PathBuf]) -> ExitCode {
     match read_files(files) {
         Ok(reports) => {
-            print!("{}", bench::table::markdown(&reports));
+            print_out(&bench::table::markdown(&reports));
             ExitCode::SUCCESS
         }
         Err(code) => code,
@@ -362,7 +416,7 @@ fn median(file: &std::path::Path, tag: &str, field: &str) -> ExitCode {
     };
     match bench::table::median_of(&reports, tag, field) {
         Some(v) => {
-            println!("{v}");
+            print_out(&format!("{v}\n"));
             ExitCode::SUCCESS
         }
         None => {
@@ -723,6 +777,7 @@ fn bulk_params(a: &BulkArgs) -> Value {
 }
 
 fn print_text(r: &Value) {
+    let mut out = String::new();
     let s = |v: &Value| match v {
         Value::Null => "-".to_owned(),
         Value::Number(n) => match n.as_f64() {
@@ -732,7 +787,8 @@ fn print_text(r: &Value) {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     };
-    println!(
+    outln!(
+        out,
         "{} -> {} ({}): {}",
         s(&r["mode"]),
         s(&r["target"]),
@@ -743,19 +799,20 @@ fn print_text(r: &Value) {
             format!("FAILED: {}", s(&r["error"]))
         }
     );
-    println!("  params: {}", r["params"]);
+    outln!(out, "  params: {}", r["params"]);
     if let Some(res) = r["results"].as_object() {
         for (k, v) in res {
             if let Some(obj) = v.as_object() {
                 let parts: Vec<String> = obj.iter().map(|(k, v)| format!("{k}={}", s(v))).collect();
-                println!("  {k}: {}", parts.join(" "));
+                outln!(out, "  {k}: {}", parts.join(" "));
             } else {
-                println!("  {k}: {}", s(v));
+                outln!(out, "  {k}: {}", s(v));
             }
         }
     }
     if let Some(u) = r["relay_usage"].as_object() {
-        println!(
+        outln!(
+            out,
             "  relay pid {} ({} processes): cpu {} s, {} start/peak/end {}/{}/{} KiB, hwm {} KiB",
             s(&u["pid"]),
             s(&u["processes"]),
@@ -767,11 +824,13 @@ fn print_text(r: &Value) {
             s(&u["hwm_kib"]),
         );
     }
-    println!(
+    outln!(
+        out,
         "  wall {} s, generator cpu {} s, load {} -> {}",
         s(&r["wall_s"]),
         s(&r["bench_cpu_s"]),
         s(&r["loadavg_start"]),
         s(&r["loadavg_end"])
     );
+    print_out(&out);
 }
