@@ -90,10 +90,14 @@ pub struct BulkOptions {
     pub failure_report: bool,
     /// How long the whole transfer may take.
     pub timeout: Duration,
+    /// The run fails when nothing arrives for this long (a relay that drops frames).
+    pub stall: Duration,
 }
 
 #[derive(Default)]
 struct State {
+    /// Body bytes received and 200s, over all pairs: the watchdog's sign of life.
+    progress: AtomicU64,
     acks: AtomicU64,
     errors: AtomicU64,
     first_error: Mutex<Option<String>>,
@@ -189,8 +193,10 @@ pub async fn run(pairs: Vec<Pair>, opts: &BulkOptions) -> anyhow::Result<BulkRes
             pair.from_path,
             i,
             opts.clone(),
+            stop.clone(),
         )));
     }
+    let watchdog = tokio::spawn(watchdog(state.clone(), stop.clone(), opts.stall));
     let deadline = start + opts.timeout;
     let mut chunks_sent = 0;
     let mut write_halves = Vec::new();
@@ -242,6 +248,7 @@ pub async fn run(pairs: Vec<Pair>, opts: &BulkOptions) -> anyhow::Result<BulkRes
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     stop.cancel();
+    let _ = watchdog.await;
     for r in readers {
         let _ = r.await;
     }
@@ -252,12 +259,14 @@ pub async fn run(pairs: Vec<Pair>, opts: &BulkOptions) -> anyhow::Result<BulkRes
         && received
             .iter()
             .all(|r| r.complete && r.bytes == opts.size && r.hash == expected);
-    if first_error.is_none() {
-        first_error = state
-            .first_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+    // What the receivers and the watchdog saw is the cause; a sender's error follows from it.
+    if let Some(e) = state
+        .first_error
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+    {
+        first_error = Some(e);
     }
     Ok(BulkResult {
         bytes: opts.size * n,
@@ -278,6 +287,7 @@ async fn send(
     from_path: Vec<u8>,
     pair: usize,
     opts: BulkOptions,
+    stop: CancellationToken,
 ) -> (u64, WriteHalf, Option<anyhow::Error>) {
     let mut chunks = 0;
     let mut offset = 0;
@@ -333,8 +343,13 @@ async fn send(
             if done {
                 slices.push(IoSlice::new(&end));
             }
-            if let Err(e) = write_all_vectored(&mut wr, &mut slices).await {
-                return (chunks, wr, Some(anyhow!("sending: {e}")));
+            let written = tokio::select! {
+                biased;
+                _ = stop.cancelled() => Err(anyhow!("sending stopped: the run failed")),
+                r = write_all_vectored(&mut wr, &mut slices) => r.map_err(|e| anyhow!("sending: {e}")),
+            };
+            if let Err(e) = written {
+                return (chunks, wr, Some(e));
             }
             if done {
                 break;
@@ -345,6 +360,29 @@ async fn send(
     }
     let _ = wr.flush().await;
     (chunks, wr, None)
+}
+
+/// Fail the run when nothing has arrived for `stall`: stop every task.
+async fn watchdog(st: Arc<State>, stop: CancellationToken, stall: Duration) {
+    let mut seen = st.progress.load(Ordering::Relaxed);
+    let mut since = Instant::now();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+        let now = st.progress.load(Ordering::Relaxed);
+        if now != seen {
+            seen = now;
+            since = Instant::now();
+        } else if since.elapsed() > stall {
+            st.error(format!(
+                "nothing arrived for {stall:?} (the relay dropped or stalled the message)"
+            ));
+            stop.cancel();
+            return;
+        }
+    }
 }
 
 async fn read_responses(
@@ -365,6 +403,7 @@ async fn read_responses(
                     match h.response_code() {
                         Some(200) => {
                             st.acks.fetch_add(1, Ordering::Relaxed);
+                            st.progress.fetch_add(1, Ordering::Relaxed);
                         }
                         Some(code) => st.error(format!("sender got {code} for {}", h.tid())),
                         None => st.error(format!(
@@ -450,6 +489,7 @@ async fn receive_on(
                     {
                         hasher.update(&b);
                         rx.bytes += b.len() as u64;
+                        st.progress.fetch_add(b.len() as u64, Ordering::Relaxed);
                     }
                 }
                 Ok(Some(Event::End(flag))) => {

@@ -327,6 +327,8 @@ async fn send(
     let mut seq: u64 = 0;
     let mut out = BytesMut::with_capacity(64 * 1024);
     let start_ns = instant_ns(start);
+    // A full window with no delivery for `drain` means the relay stopped delivering.
+    let mut last_progress = (0, Instant::now());
     loop {
         let now = Instant::now();
         let remaining = match opts.count {
@@ -335,8 +337,27 @@ async fn send(
             None if now >= deadline => break,
             None => u64::MAX,
         };
-        let inflight = seq.saturating_sub(st.delivered.load(Ordering::Acquire));
+        if st.errors.load(Ordering::Relaxed) > 0 {
+            // The run has failed already (a lost connection, an error response): stop
+            // rather than wait for deliveries that may never come.
+            break;
+        }
+        let delivered = st.delivered.load(Ordering::Acquire);
+        if delivered != last_progress.0 {
+            last_progress = (delivered, now);
+        }
+        let inflight = seq.saturating_sub(delivered);
         if inflight >= opts.window {
+            if now.duration_since(last_progress.1) > opts.drain {
+                return (
+                    seq,
+                    wr,
+                    Some(anyhow!(
+                        "no delivery for {:?} with {inflight} messages in flight",
+                        opts.drain
+                    )),
+                );
+            }
             let notified = st.progress.notified();
             if seq.saturating_sub(st.delivered.load(Ordering::Acquire)) >= opts.window {
                 let _ = tokio::time::timeout(Duration::from_millis(50), notified).await;

@@ -207,6 +207,9 @@ struct BulkArgs {
     chunk: u64,
     #[arg(long, value_enum, default_value_t = FailureReportArg::Yes)]
     failure_report: FailureReportArg,
+    /// Fail when nothing arrives for this many seconds.
+    #[arg(long, default_value_t = 10)]
+    stall: u64,
 }
 
 #[derive(Args, Clone)]
@@ -554,6 +557,7 @@ fn bulk_options(a: &BulkArgs, max_time: Duration) -> bulk::BulkOptions {
         chunk: if a.chunk == 0 { a.size } else { a.chunk },
         failure_report: matches!(a.failure_report, FailureReportArg::Yes),
         timeout: max_time,
+        stall: Duration::from_secs(a.stall.max(1)),
     }
 }
 
