@@ -1,0 +1,560 @@
+//! `msgs`: many small SENDs, pipelined, from each sender to its receiver.
+//!
+//! Every pair has three tasks: the sender writes SENDs back to back in batches while fewer
+//! than `window` of its messages are undelivered; the sender's reader counts the relay's
+//! hop-by-hop 200s and any error response or REPORT; the receiver decodes the SENDs, records
+//! the latency from the timestamp in each body, checks the sequence, and answers 200 when the
+//! SEND asks for it (Failure-Report yes or absent).
+//!
+//! The body is `T<send time, 16 hex>S<sequence, 16 hex>` then filler: the time is the
+//! process clock when the batch was written. With `--rate` a sender writes what is due each
+//! time it wakes (the timer ticks in milliseconds, so a pair's messages leave in bursts of
+//! rate/1000); how far it fell behind its schedule is reported as `schedule_lag_ms`, so that
+//! a generator that cannot keep up is seen rather than hidden.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::anyhow;
+use bytes::BytesMut;
+use hdrhistogram::Histogram;
+use msrp_proto::encoder::{write_end_line, HeadWriter};
+use msrp_proto::{Event, FailureReport, Flag, Head, HeaderName, Method};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+use super::conn::{MsrpConn, ReadHalf, WriteHalf};
+use super::util::{instant_ns, now_ns, parse_hex16, put_dec, put_hex16_bytes};
+use super::PairSetup as Pair;
+
+/// Smallest body that holds the timestamp and the sequence number.
+pub const MIN_SIZE: usize = 40;
+/// SENDs encoded into one write at most.
+const BATCH: u64 = 64;
+
+#[derive(Debug, Clone)]
+pub struct MsgsOptions {
+    /// Body bytes per SEND.
+    pub size: usize,
+    /// Undelivered messages per sender at most.
+    pub window: u64,
+    /// Messages per sender; `None` means send for `duration`.
+    pub count: Option<u64>,
+    pub duration: Duration,
+    /// Total messages per second over all senders; `None` means as fast as the window allows.
+    pub rate: Option<f64>,
+    /// `Failure-Report: yes` (hop-by-hop 200s) or `no` (no responses at all).
+    pub failure_report: bool,
+    /// How long to wait for the last deliveries after the senders stop.
+    pub drain: Duration,
+}
+
+#[derive(Default)]
+struct PairState {
+    delivered: AtomicU64,
+    acks: AtomicU64,
+    errors: AtomicU64,
+    last_delivery_ns: AtomicU64,
+    /// Paced runs: the longest a batch was written after its first message's schedule.
+    max_lag_ns: AtomicU64,
+    progress: tokio::sync::Notify,
+    first_error: Mutex<Option<String>>,
+}
+
+impl PairState {
+    fn error(&self, what: String) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        let mut first = self.first_error.lock().unwrap_or_else(|p| p.into_inner());
+        first.get_or_insert(what);
+    }
+}
+
+/// What a run measured.
+#[derive(Debug)]
+pub struct MsgsResult {
+    pub sent: u64,
+    pub delivered: u64,
+    /// Hop-by-hop 200s the senders received.
+    pub acks: u64,
+    /// Error responses, REPORTs, sequence gaps, malformed deliveries.
+    pub errors: u64,
+    pub first_error: Option<String>,
+    /// From the first send to the last delivery.
+    pub elapsed: Duration,
+    /// Latency from send to delivery, in nanoseconds.
+    pub latency: Histogram<u64>,
+    /// Paced runs: how far behind its schedule a sender fell at worst.
+    pub schedule_lag: Duration,
+}
+
+impl MsgsResult {
+    /// Everything sent was delivered (and acknowledged when asked) without errors.
+    pub fn check(&self, failure_report: bool) -> Result<(), String> {
+        if self.sent == 0 {
+            return Err("nothing was sent".into());
+        }
+        if self.delivered != self.sent {
+            return Err(format!(
+                "{} of {} messages delivered",
+                self.delivered, self.sent
+            ));
+        }
+        if failure_report && self.acks != self.sent {
+            return Err(format!("{} of {} SENDs got a 200", self.acks, self.sent));
+        }
+        if self.errors > 0 {
+            return Err(format!(
+                "{} errors, first: {}",
+                self.errors,
+                self.first_error.as_deref().unwrap_or("?")
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn new_histogram() -> Histogram<u64> {
+    // 1 µs .. 100 s at 3 significant digits; values outside are clamped.
+    Histogram::new_with_bounds(1_000, 100_000_000_000, 3)
+        .unwrap_or_else(|_| unreachable!("constant bounds are valid"))
+}
+
+/// Run the pairs; every task stops by itself (count or duration, then the drain).
+pub async fn run(pairs: Vec<Pair>, opts: &MsgsOptions) -> anyhow::Result<MsgsResult> {
+    if opts.size < MIN_SIZE {
+        anyhow::bail!("--size must be at least {MIN_SIZE} bytes (timestamp and sequence)");
+    }
+    let stop = CancellationToken::new();
+    let per_sender_rate = opts.rate.map(|r| r / pairs.len() as f64);
+    let mut states = Vec::new();
+    let mut senders = Vec::new();
+    let mut readers = Vec::new();
+    let mut receivers = Vec::new();
+    let start = Instant::now();
+    let deadline = start + opts.duration;
+    for pair in pairs {
+        let st = Arc::new(PairState::default());
+        states.push(st.clone());
+        receivers.push(tokio::spawn(receive(
+            pair.receiver,
+            st.clone(),
+            stop.clone(),
+        )));
+        let MsrpConn {
+            io,
+            decoder: _,
+            buf,
+        } = pair.sender;
+        let (rd, wr) = io.into_split();
+        readers.push(tokio::spawn(read_responses(
+            rd,
+            buf,
+            st.clone(),
+            stop.clone(),
+        )));
+        let tmpl = Template::new(&pair.to_path, &pair.from_path, opts);
+        senders.push(tokio::spawn(send(
+            wr,
+            tmpl,
+            st,
+            opts.clone(),
+            start,
+            deadline,
+            per_sender_rate,
+        )));
+    }
+    let mut sent = 0;
+    let mut send_error = None;
+    let mut write_halves = Vec::new();
+    for s in senders {
+        match s.await {
+            Ok((n, wr, err)) => {
+                sent += n;
+                write_halves.push(wr);
+                if let Some(e) = err {
+                    send_error.get_or_insert(e.to_string());
+                }
+            }
+            Err(e) => {
+                send_error.get_or_insert(format!("sender task failed: {e}"));
+            }
+        }
+    }
+    // Wait for the deliveries (and 200s) still in flight.
+    let drain_until = Instant::now() + opts.drain;
+    loop {
+        let delivered: u64 = states
+            .iter()
+            .map(|s| s.delivered.load(Ordering::Relaxed))
+            .sum();
+        let acks: u64 = states.iter().map(|s| s.acks.load(Ordering::Relaxed)).sum();
+        let done = delivered >= sent && (!opts.failure_report || acks >= sent);
+        if done || Instant::now() >= drain_until || send_error.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    stop.cancel();
+    let mut latency = new_histogram();
+    for r in receivers {
+        match r.await {
+            Ok(h) => {
+                latency
+                    .add(&h)
+                    .map_err(|e| anyhow!("merging histograms: {e}"))?;
+            }
+            Err(e) => {
+                send_error.get_or_insert(format!("receiver task failed: {e}"));
+            }
+        }
+    }
+    for r in readers {
+        let _ = r.await;
+    }
+    drop(write_halves);
+    let last = states
+        .iter()
+        .map(|s| s.last_delivery_ns.load(Ordering::Relaxed))
+        .max()
+        .unwrap_or(0);
+    let elapsed = Duration::from_nanos(last.saturating_sub(instant_ns(start)));
+    let mut first_error = send_error;
+    for s in &states {
+        if first_error.is_some() {
+            break;
+        }
+        first_error = s
+            .first_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+    }
+    Ok(MsgsResult {
+        sent,
+        delivered: states
+            .iter()
+            .map(|s| s.delivered.load(Ordering::Relaxed))
+            .sum(),
+        acks: states.iter().map(|s| s.acks.load(Ordering::Relaxed)).sum(),
+        errors: states
+            .iter()
+            .map(|s| s.errors.load(Ordering::Relaxed))
+            .sum(),
+        first_error,
+        elapsed,
+        latency,
+        schedule_lag: Duration::from_nanos(
+            states
+                .iter()
+                .map(|s| s.max_lag_ns.load(Ordering::Relaxed))
+                .max()
+                .unwrap_or(0),
+        ),
+    })
+}
+
+/// The constant parts of a SEND, around the tid, the Message-ID and the body.
+struct Template {
+    /// ` SEND\r\nTo-Path: …\r\nFrom-Path: …\r\nMessage-ID: `
+    after_tid: Vec<u8>,
+    /// `\r\nByte-Range: 1-N/N\r\n[Failure-Report: no\r\n]Content-Type: text/plain\r\n\r\n`
+    after_mid: Vec<u8>,
+    /// Body after the timestamp and sequence.
+    filler: Vec<u8>,
+}
+
+impl Template {
+    fn new(to_path: &[u8], from_path: &[u8], opts: &MsgsOptions) -> Template {
+        let mut after_tid = Vec::new();
+        after_tid.extend_from_slice(b" SEND\r\nTo-Path: ");
+        after_tid.extend_from_slice(to_path);
+        after_tid.extend_from_slice(b"\r\nFrom-Path: ");
+        after_tid.extend_from_slice(from_path);
+        after_tid.extend_from_slice(b"\r\nMessage-ID: ");
+        let mut after_mid = BytesMut::new();
+        after_mid.extend_from_slice(b"\r\nByte-Range: 1-");
+        put_dec(&mut after_mid, opts.size as u64);
+        after_mid.extend_from_slice(b"/");
+        put_dec(&mut after_mid, opts.size as u64);
+        after_mid.extend_from_slice(b"\r\n");
+        if !opts.failure_report {
+            after_mid.extend_from_slice(b"Failure-Report: no\r\n");
+        }
+        after_mid.extend_from_slice(b"Content-Type: text/plain\r\n\r\n");
+        let mut filler = vec![b'x'; opts.size - 34];
+        filler[0] = b' ';
+        Template {
+            after_tid,
+            after_mid: after_mid.to_vec(),
+            filler,
+        }
+    }
+
+    /// Append one SEND with sequence number `seq` sent at `ts` (process clock, ns).
+    fn encode(&self, out: &mut BytesMut, seq: u64, ts: u64) {
+        // tid and Message-ID: `m` + 16 hex digits (an ident, RFC 4975 §9).
+        out.extend_from_slice(b"MSRP m");
+        put_hex16_bytes(out, seq);
+        out.extend_from_slice(&self.after_tid);
+        out.extend_from_slice(b"m");
+        put_hex16_bytes(out, seq);
+        out.extend_from_slice(&self.after_mid);
+        out.extend_from_slice(b"T");
+        put_hex16_bytes(out, ts);
+        out.extend_from_slice(b"S");
+        put_hex16_bytes(out, seq);
+        out.extend_from_slice(&self.filler);
+        out.extend_from_slice(b"\r\n-------m");
+        put_hex16_bytes(out, seq);
+        out.extend_from_slice(b"$\r\n");
+    }
+}
+
+/// Messages sent, the write half (kept open until the run ends: dropping it would close the
+/// socket), and the error that stopped the sender early.
+type SendOutcome = (u64, WriteHalf, Option<anyhow::Error>);
+
+async fn send(
+    mut wr: WriteHalf,
+    tmpl: Template,
+    st: Arc<PairState>,
+    opts: MsgsOptions,
+    start: Instant,
+    deadline: Instant,
+    rate: Option<f64>,
+) -> SendOutcome {
+    let mut seq: u64 = 0;
+    let mut out = BytesMut::with_capacity(64 * 1024);
+    let start_ns = instant_ns(start);
+    // A full window with no delivery for `drain` means the relay stopped delivering.
+    let mut last_progress = (0, Instant::now());
+    loop {
+        let now = Instant::now();
+        let remaining = match opts.count {
+            Some(c) if seq >= c => break,
+            Some(c) => c - seq,
+            None if now >= deadline => break,
+            None => u64::MAX,
+        };
+        if st.errors.load(Ordering::Relaxed) > 0 {
+            // The run has failed already (a lost connection, an error response): stop
+            // rather than wait for deliveries that may never come.
+            break;
+        }
+        let delivered = st.delivered.load(Ordering::Acquire);
+        if delivered != last_progress.0 {
+            last_progress = (delivered, now);
+        }
+        let inflight = seq.saturating_sub(delivered);
+        if inflight >= opts.window {
+            if now.duration_since(last_progress.1) > opts.drain {
+                return (
+                    seq,
+                    wr,
+                    Some(anyhow!(
+                        "no delivery for {:?} with {inflight} messages in flight",
+                        opts.drain
+                    )),
+                );
+            }
+            let notified = st.progress.notified();
+            if seq.saturating_sub(st.delivered.load(Ordering::Acquire)) >= opts.window {
+                let _ = tokio::time::timeout(Duration::from_millis(50), notified).await;
+            }
+            continue;
+        }
+        let mut n = (opts.window - inflight).min(BATCH).min(remaining);
+        if let Some(r) = rate {
+            // Messages due by now: the one scheduled at seq / r, and every one before.
+            let due = ((now - start).as_secs_f64() * r) as u64 + 1;
+            if due <= seq {
+                let at = start + Duration::from_secs_f64(seq as f64 / r);
+                tokio::time::sleep_until(at.into()).await;
+                continue;
+            }
+            n = n.min(due - seq);
+        }
+        out.clear();
+        let ts = now_ns();
+        if let Some(r) = rate {
+            let scheduled = start_ns + (seq as f64 / r * 1e9) as u64;
+            st.max_lag_ns
+                .fetch_max(ts.saturating_sub(scheduled), Ordering::Relaxed);
+        }
+        for i in 0..n {
+            tmpl.encode(&mut out, seq + i, ts);
+        }
+        if let Err(e) = wr.write_all(&out).await {
+            return (seq, wr, Some(anyhow!("sending: {e}")));
+        }
+        seq += n;
+    }
+    let _ = wr.flush().await;
+    (seq, wr, None)
+}
+
+/// The sender's side of the responses: 200s count, anything else is an error.
+async fn read_responses(
+    mut rd: ReadHalf,
+    mut buf: BytesMut,
+    st: Arc<PairState>,
+    stop: CancellationToken,
+) {
+    let mut decoder = msrp_proto::Decoder::new(msrp_proto::Limits::default());
+    let mut head: Option<Head> = None;
+    loop {
+        let mut acks = 0;
+        loop {
+            match decoder.decode(&mut buf) {
+                Ok(Some(Event::Head(h))) => head = Some(h),
+                Ok(Some(Event::Body(_))) => {}
+                Ok(Some(Event::End(_))) => {
+                    let Some(h) = head.take() else { continue };
+                    match h.response_code() {
+                        Some(200) => acks += 1,
+                        Some(code) => st.error(format!("sender got {code} for {}", h.tid())),
+                        None => {
+                            let status = h
+                                .status()
+                                .map(|s| s.code.to_string())
+                                .unwrap_or_else(|| "?".into());
+                            st.error(format!(
+                                "sender got a {} request (status {status})",
+                                h.method().map(Method::as_str).unwrap_or("?")
+                            ));
+                        }
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    st.error(format!("sender: malformed input: {e}"));
+                    return;
+                }
+            }
+        }
+        if acks > 0 {
+            st.acks.fetch_add(acks, Ordering::Release);
+        }
+        buf.reserve(16 * 1024);
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => return,
+            r = rd.read_buf(&mut buf) => match r {
+                Ok(0) => {
+                    if !stop.is_cancelled() {
+                        st.error("the relay closed the sender's connection".into());
+                    }
+                    return;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    st.error(format!("sender read: {e}"));
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The receiver: latency, sequence, and 200s for SENDs that want them.
+async fn receive(
+    mut conn: MsrpConn,
+    st: Arc<PairState>,
+    stop: CancellationToken,
+) -> Histogram<u64> {
+    let mut hist = new_histogram();
+    let mut current: Option<Head> = None;
+    let mut prefix: Vec<u8> = Vec::with_capacity(64);
+    let mut expect: u64 = 0;
+    let mut out = BytesMut::with_capacity(16 * 1024);
+    loop {
+        let mut delivered = 0;
+        let now = now_ns();
+        loop {
+            match conn.decoder.decode(&mut conn.buf) {
+                Ok(Some(Event::Head(h))) => {
+                    prefix.clear();
+                    current = Some(h);
+                }
+                Ok(Some(Event::Body(b))) => {
+                    if prefix.len() < 34 {
+                        let take = (34 - prefix.len()).min(b.len());
+                        prefix.extend_from_slice(&b[..take]);
+                    }
+                }
+                Ok(Some(Event::End(flag))) => {
+                    let Some(h) = current.take() else { continue };
+                    if h.method() != Some(&Method::Send) {
+                        if h.is_request() {
+                            st.error(format!(
+                                "receiver got a {} request",
+                                h.method().map(Method::as_str).unwrap_or("?")
+                            ));
+                        }
+                        continue;
+                    }
+                    if flag != Flag::Complete {
+                        st.error(format!("receiver got a SEND ending in {:?}", flag));
+                    }
+                    let parsed = (prefix.len() == 34 && prefix[0] == b'T' && prefix[17] == b'S')
+                        .then(|| (parse_hex16(&prefix[1..17]), parse_hex16(&prefix[18..34])));
+                    match parsed {
+                        Some((Some(ts), Some(seq))) => {
+                            if seq != expect {
+                                st.error(format!("receiver expected message {expect}, got {seq}"));
+                            }
+                            expect = seq + 1;
+                            hist.saturating_record(now.saturating_sub(ts));
+                            delivered += 1;
+                        }
+                        _ => st.error("receiver got a body without timestamp".into()),
+                    }
+                    if h.failure_report() == FailureReport::Yes {
+                        let tid = h.tid();
+                        HeadWriter::response(&mut out, tid, 200, b"OK")
+                            .path(HeaderName::ToPath, &h.from_path()[..1])
+                            .path(HeaderName::FromPath, &h.to_path()[..1])
+                            .finish(false);
+                        write_end_line(&mut out, tid, Flag::Complete, false);
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    st.error(format!("receiver: malformed input: {e}"));
+                    return hist;
+                }
+            }
+        }
+        if !out.is_empty() {
+            if let Err(e) = conn.io.write_all(&out).await {
+                st.error(format!("receiver write: {e}"));
+                return hist;
+            }
+            out.clear();
+        }
+        if delivered > 0 {
+            st.last_delivery_ns.store(now_ns(), Ordering::Relaxed);
+            st.delivered.fetch_add(delivered, Ordering::Release);
+            st.progress.notify_one();
+        }
+        conn.buf.reserve(16 * 1024);
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => return hist,
+            r = conn.io.read_buf(&mut conn.buf) => match r {
+                Ok(0) => {
+                    if !stop.is_cancelled() {
+                        st.error("the relay closed the receiver's connection".into());
+                    }
+                    return hist;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    st.error(format!("receiver read: {e}"));
+                    return hist;
+                }
+            }
+        }
+    }
+}
