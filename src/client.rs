@@ -314,19 +314,7 @@ impl Connection {
         code: u16,
         phrase: &str,
     ) -> Result<(), ClientError> {
-        let mut buf = BytesMut::new();
-        let from = request.from_path();
-        let to: &[MsrpUri] = if request.method() == Some(&Method::Send) {
-            &from[..1]
-        } else {
-            from
-        };
-        HeadWriter::response(&mut buf, request.tid(), code, phrase.as_bytes())
-            .path(HeaderName::ToPath, to)
-            .path(HeaderName::FromPath, [&request.to_path()[0]])
-            .finish(false);
-        write_end_line(&mut buf, request.tid(), Flag::Complete, false);
-        self.write_raw(&buf).await
+        self.write_raw(&response_frame(request, code, phrase)).await
     }
 }
 

@@ -10,7 +10,7 @@
 //! | 2 | usage or configuration error (bad URI, unreadable password, CA or input file) |
 //! | 3 | network or TLS failure (connection refused, timeout, handshake failure, connection lost) |
 
-mod dangerous;
+pub mod dangerous;
 pub mod listen;
 pub mod probe;
 pub mod send;
