@@ -175,82 +175,18 @@ impl Connection {
         expires: Option<u64>,
         timeout: Duration,
     ) -> Result<AuthGrant, ClientError> {
-        let relay = to_path
-            .last()
-            .ok_or_else(|| ClientError::Unexpected("AUTH needs a To-Path".into()))?;
-        let first = self
-            .request_auth(to_path, me, None, expires, timeout)
-            .await?;
-        if first.head.response_code() != Some(401) {
-            return Err(status_error(&first.head));
+        // At most two round trips: the challenge, then the answer (AuthExchange refuses
+        // anything else).
+        let mut exchange = AuthExchange::new(to_path.to_vec(), me.clone(), user, password, expires);
+        let (mut tid, mut frame) = exchange.request();
+        loop {
+            self.write_raw(&frame).await?;
+            let response = self.response_to(&tid, timeout).await?;
+            match exchange.on_response(&response.head)? {
+                AuthStep::Send(t, f) => (tid, frame) = (t, f),
+                AuthStep::Granted(grant) => return Ok(grant),
+            }
         }
-        let challenge = first
-            .head
-            .www_authenticate()
-            .ok_or_else(|| ClientError::Unexpected("401 without WWW-Authenticate".into()))?
-            .map_err(|e| ClientError::Unexpected(format!("bad WWW-Authenticate: {e}")))?;
-        if !challenge.supports_auth_md5() {
-            return Err(ClientError::Unexpected(
-                "the relay offers no qop=auth with MD5".into(),
-            ));
-        }
-        let ha1 = msrp_proto::digest::ha1(user, &challenge.realm, password);
-        let cnonce = new_tid().to_string();
-        let creds = Credentials::answer(&challenge, user, &ha1, relay.as_str(), &cnonce, 1);
-        let second = self
-            .request_auth(to_path, me, Some(&creds), expires, timeout)
-            .await?;
-        if second.head.response_code() != Some(200) {
-            return Err(status_error(&second.head));
-        }
-        let use_path = second
-            .head
-            .use_path()
-            .ok_or_else(|| ClientError::Unexpected("200 without Use-Path".into()))?
-            .to_vec();
-        // Mutual authentication: the relay proves it knows HA1 too (RFC 2617 §3.2.3).
-        let info = second
-            .head
-            .authentication_info()
-            .ok_or_else(|| {
-                ClientError::Unexpected("200 without Authentication-Info (RFC 4976 §9.1)".into())
-            })?
-            .map_err(|e| ClientError::Unexpected(format!("bad Authentication-Info: {e}")))?;
-        let want = response_auth(&ha1, &creds.nonce, &creds.nc, &creds.cnonce, relay.as_str());
-        if info.rspauth.as_deref() != Some(want.as_str()) {
-            return Err(ClientError::Unexpected(
-                "the relay's rspauth is wrong".into(),
-            ));
-        }
-        Ok(AuthGrant {
-            use_path,
-            expires: second.head.expires(),
-        })
-    }
-
-    async fn request_auth(
-        &mut self,
-        to_path: &[MsrpUri],
-        me: &MsrpUri,
-        creds: Option<&Credentials>,
-        expires: Option<u64>,
-        timeout: Duration,
-    ) -> Result<Message, ClientError> {
-        let tid = new_tid();
-        let mut buf = BytesMut::new();
-        let mut w = HeadWriter::request(&mut buf, &tid, &Method::Auth);
-        w.path(HeaderName::ToPath, to_path)
-            .path(HeaderName::FromPath, [me]);
-        if let Some(c) = creds {
-            w.header("Authorization", c.to_header_value().as_bytes());
-        }
-        if let Some(e) = expires {
-            w.number("Expires", e);
-        }
-        w.finish(false);
-        write_end_line(&mut buf, &tid, Flag::Complete, false);
-        self.write_raw(&buf).await?;
-        self.response_to(&tid, timeout).await
     }
 
     /// Read until the response to `tid` arrives; requests that arrive meanwhile are dropped.
