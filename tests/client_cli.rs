@@ -199,7 +199,8 @@ impl Setup {
 
     fn relay_uri(&self) -> String {
         format!(
-            "msrps://relay.example.com:{};tcp",
+            "msrps://{}:{};tcp",
+            self.relay.hostname,
             self.relay.tls_addr().port()
         )
     }
@@ -695,4 +696,46 @@ async fn listener_drops_an_aborted_message_and_answers_each_chunk() {
     assert_eq!(events[1]["event"], "message", "{out}");
     assert!(!save.join("abrt0001").exists(), "no partial file is left");
     assert_eq!(std::fs::read(save.join("done0001")).unwrap(), b"whole");
+}
+
+/// Both relay names resolve to 127.0.0.1 for the relays' own next-hop dialling.
+fn chain_names(s: &mut msrp_relay::config::Settings) {
+    for name in ["relay-a.test", "relay-b.test"] {
+        s.dns.static_hosts.push(msrp_relay::config::StaticHost {
+            name: name.to_owned(),
+            addresses: vec!["127.0.0.1".parse().unwrap()],
+        });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_reaches_a_listener_through_two_chained_relays() {
+    let pki = std::sync::Arc::new(Pki::new());
+    let a = Setup::with(TestRelay::start_in(pki.clone(), "relay-a.test", chain_names).await);
+    let b = Setup::with(TestRelay::start_in(pki, "relay-b.test", chain_names).await);
+    // Bob listens on relay B; Alice sends through relay A, which dials B (mutual TLS).
+    let listener = Listener::start(b.listen_args(&["--count", "1"])).await;
+    assert!(
+        listener.to_path.starts_with("msrps://relay-b.test:"),
+        "{}",
+        listener.to_path
+    );
+    let sent = run(a.send(&[
+        "--to",
+        &listener.to_path,
+        "--content",
+        "hello through two relays",
+        "--message-id",
+        "chain0001",
+        "--success-report",
+    ]))
+    .await;
+    assert_eq!(sent.code, 0, "{sent:?}");
+    assert!(
+        sent.stdout.contains("delivered: success REPORT 200"),
+        "{sent:?}"
+    );
+    let (code, out, err) = listener.finish().await;
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains("hello through two relays"), "{out}");
 }
