@@ -20,7 +20,7 @@ use msrp_proto::{
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::relay::transaction::new_tid;
+use crate::relay::transaction::{fresh_tid, new_tid};
 
 /// Why a client operation failed; the CLI maps these to exit codes.
 #[derive(Debug, thiserror::Error)]
@@ -435,7 +435,7 @@ impl Connection {
                 } else {
                     Flag::More
                 };
-                let tid = fresh_tid_for(piece);
+                let tid = fresh_tid(std::slice::from_ref(&piece), |_| false);
                 frame.clear();
                 let mut w = HeadWriter::request(&mut frame, &tid, &Method::Send);
                 w.path(HeaderName::ToPath, to_path)
@@ -590,19 +590,6 @@ impl Connection {
         let (tid, frame) = report_frame(to_path, from, message_id, byte_range, code, comment);
         self.write_raw(&frame).await?;
         Ok(tid)
-    }
-}
-
-/// A tid whose end-line `-------<tid>` does not occur in `body` (RFC 4975 §7.1).
-fn fresh_tid_for(body: &[u8]) -> TransactionId {
-    loop {
-        let tid = new_tid();
-        let mut needle = Vec::with_capacity(7 + tid.as_bytes().len());
-        needle.extend_from_slice(b"-------");
-        needle.extend_from_slice(tid.as_bytes());
-        if memchr::memmem::find(body, &needle).is_none() {
-            return tid;
-        }
     }
 }
 

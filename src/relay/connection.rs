@@ -36,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 use super::auth::{self, AuthOutcome, AuthState};
 use super::forward::{self, Decision};
 use super::report;
-use super::transaction::{new_tid, tid_in_body, Pending, ReportTarget, Transactions};
+use super::transaction::{fresh_tid, Pending, ReportTarget, Transactions};
 use super::Shared;
 
 /// A whole MSRP message ready for the wire: written as `head, body..., end` in one vectored
@@ -1067,12 +1067,7 @@ async fn flush(shared: &Shared, fwd: &mut Forwarding, flag: Flag) {
     let body = std::mem::take(&mut fwd.acc);
     let len = std::mem::take(&mut fwd.acc_len) as u64;
     let whole = fwd.pieces == 0 && flag != Flag::More;
-    let tid = loop {
-        let tid = new_tid();
-        if !tid_in_body(&tid, &body) && !fwd.target.transactions().contains(&tid) {
-            break tid;
-        }
-    };
+    let tid = fresh_tid(&body, |t| fwd.target.transactions().contains(t));
     // Positions count from 1; an empty piece ends one before it starts (RFC 4975 §7.1.1).
     let start = fwd.range_start + fwd.offset;
     let range = ByteRange {

@@ -158,14 +158,15 @@ pub fn new_tid() -> TransactionId {
 
 /// True when `-------<tid>` occurs in the body pieces, including across piece boundaries
 /// (RFC 4976 §6.4: the new tid must not appear as an end-line inside the body).
-pub fn tid_in_body(tid: &TransactionId, body: &[Bytes]) -> bool {
+pub fn tid_in_body<B: AsRef<[u8]>>(tid: &TransactionId, body: &[B]) -> bool {
     let tid = tid.as_bytes();
     let n = 7 + tid.len();
     if let [one] = body {
-        return end_line_in(one, tid);
+        return end_line_in(one.as_ref(), tid);
     }
     let mut tail: Vec<u8> = Vec::new();
     for piece in body {
+        let piece = piece.as_ref();
         if end_line_in(piece, tid) {
             return true;
         }
@@ -179,6 +180,20 @@ pub fn tid_in_body(tid: &TransactionId, body: &[Bytes]) -> bool {
         tail = piece[piece.len().saturating_sub(n - 1)..].to_vec();
     }
     false
+}
+
+/// A fresh tid (see [`new_tid`]) whose end-line does not occur in `body` (RFC 4976 §6.4,
+/// RFC 4975 §7.1) and that `taken` does not refuse (a tid already in use on the connection).
+pub fn fresh_tid<B: AsRef<[u8]>>(
+    body: &[B],
+    taken: impl Fn(&TransactionId) -> bool,
+) -> TransactionId {
+    loop {
+        let tid = new_tid();
+        if !tid_in_body(&tid, body) && !taken(&tid) {
+            return tid;
+        }
+    }
 }
 
 /// `-------<tid>` in `hay`, with one searcher for the dashes built once per process.
