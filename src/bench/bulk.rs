@@ -15,11 +15,11 @@ use anyhow::anyhow;
 use bytes::{Bytes, BytesMut};
 use msrp_proto::encoder::{write_end_line, HeadWriter};
 use msrp_proto::{Event, FailureReport, Flag, Head, HeaderName, Method};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 use xxhash_rust::xxh3::Xxh3;
 
-use super::conn::{write_all_vectored, MsrpConn, ReadHalf, WriteHalf};
+use super::conn::{read_more, write_all_vectored, MsrpConn, ReadHalf, WriteHalf};
 use super::util::{put_dec, put_hex16_bytes};
 use super::PairSetup as Pair;
 
@@ -421,22 +421,11 @@ async fn read_responses(
             }
         }
         buf.reserve(16 * 1024);
-        tokio::select! {
-            biased;
-            _ = stop.cancelled() => return,
-            r = rd.read_buf(&mut buf) => match r {
-                Ok(0) => {
-                    if !stop.is_cancelled() {
-                        st.error("the relay closed the sender's connection".into());
-                    }
-                    return;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    st.error(format!("sender read: {e}"));
-                    return;
-                }
+        if let Err(why) = read_more(&mut rd, &mut buf, &stop, "sender").await {
+            if let Some(why) = why {
+                st.error(why);
             }
+            return;
         }
     }
 }
@@ -547,20 +536,11 @@ async fn receive_on(
         if conn.buf.capacity() - conn.buf.len() < READ / 2 {
             conn.buf.reserve(READ);
         }
-        tokio::select! {
-            biased;
-            _ = stop.cancelled() => return rx,
-            r = conn.io.read_buf(&mut conn.buf) => match r {
-                Ok(0) => {
-                    st.error("the relay closed the receiver's connection".into());
-                    return rx;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    st.error(format!("receiver read: {e}"));
-                    return rx;
-                }
+        if let Err(why) = read_more(&mut conn.io, &mut conn.buf, stop, "receiver").await {
+            if let Some(why) = why {
+                st.error(why);
             }
+            return rx;
         }
     }
 }

@@ -355,3 +355,23 @@ pub fn path_value<'a>(uris: impl IntoIterator<Item = &'a MsrpUri>) -> Vec<u8> {
     }
     v
 }
+
+/// Read more of a run's traffic into `buf`. `Err(None)` when the run was stopped (not a
+/// failure); `Err(Some(why))` when the relay closed this `side`'s connection or a read failed.
+pub async fn read_more<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    buf: &mut BytesMut,
+    stop: &tokio_util::sync::CancellationToken,
+    side: &str,
+) -> Result<(), Option<String>> {
+    tokio::select! {
+        biased;
+        _ = stop.cancelled() => Err(None),
+        r = rd.read_buf(buf) => match r {
+            Ok(0) if stop.is_cancelled() => Err(None),
+            Ok(0) => Err(Some(format!("the relay closed the {side}'s connection"))),
+            Ok(_) => Ok(()),
+            Err(e) => Err(Some(format!("{side} read: {e}"))),
+        },
+    }
+}

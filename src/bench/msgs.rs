@@ -21,10 +21,10 @@ use bytes::BytesMut;
 use hdrhistogram::Histogram;
 use msrp_proto::encoder::{write_end_line, HeadWriter};
 use msrp_proto::{Event, FailureReport, Flag, Head, HeaderName, Method};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
-use super::conn::{MsrpConn, ReadHalf, WriteHalf};
+use super::conn::{read_more, MsrpConn, ReadHalf, WriteHalf};
 use super::util::{instant_ns, now_ns, parse_hex16, put_dec, put_hex16_bytes};
 use super::PairSetup as Pair;
 
@@ -437,22 +437,11 @@ async fn read_responses(
             st.acks.fetch_add(acks, Ordering::Release);
         }
         buf.reserve(16 * 1024);
-        tokio::select! {
-            biased;
-            _ = stop.cancelled() => return,
-            r = rd.read_buf(&mut buf) => match r {
-                Ok(0) => {
-                    if !stop.is_cancelled() {
-                        st.error("the relay closed the sender's connection".into());
-                    }
-                    return;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    st.error(format!("sender read: {e}"));
-                    return;
-                }
+        if let Err(why) = read_more(&mut rd, &mut buf, &stop, "sender").await {
+            if let Some(why) = why {
+                st.error(why);
             }
+            return;
         }
     }
 }
@@ -539,22 +528,11 @@ async fn receive(
             st.progress.notify_one();
         }
         conn.buf.reserve(16 * 1024);
-        tokio::select! {
-            biased;
-            _ = stop.cancelled() => return hist,
-            r = conn.io.read_buf(&mut conn.buf) => match r {
-                Ok(0) => {
-                    if !stop.is_cancelled() {
-                        st.error("the relay closed the receiver's connection".into());
-                    }
-                    return hist;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    st.error(format!("receiver read: {e}"));
-                    return hist;
-                }
+        if let Err(why) = read_more(&mut conn.io, &mut conn.buf, &stop, "receiver").await {
+            if let Some(why) = why {
+                st.error(why);
             }
+            return hist;
         }
     }
 }
