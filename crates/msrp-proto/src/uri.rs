@@ -112,6 +112,31 @@ pub struct MsrpUri {
     params: Option<Span>,
 }
 
+/// A dotted-quad IPv4 address exactly as `Ipv4Addr::from_str` accepts it (four decimal
+/// octets up to 255, no leading zeros), or `None` for anything else.
+fn parse_ipv4(s: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut parts = s.split(|&b| b == b'.');
+    for octet in &mut octets {
+        let p = parts.next()?;
+        if p.is_empty() || p.len() > 3 || (p.len() > 1 && p[0] == b'0') {
+            return None;
+        }
+        let mut v: u16 = 0;
+        for &d in p {
+            if !d.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + u16::from(d - b'0');
+        }
+        *octet = u8::try_from(v).ok()?;
+    }
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(Ipv4Addr::from(octets))
+}
+
 fn span(r: Range<usize>) -> Span {
     // The parser rejects URIs longer than u16::MAX before any span is made.
     r.start as u16..r.end as u16
@@ -124,6 +149,7 @@ const SUB_DELIM: u8 = 2; // RFC 3986 sub-delims: ! $ & ' ( ) * + , ; =
 const SID_EXTRA: u8 = 4; // session-id also allows + = / (RFC 4975 §9)
 const TOKEN: u8 = 8; // RFC 4975 §9 token
 const HOST_PLAIN: u8 = 16; // ALPHA DIGIT - . : a reg-name needing no further checks
+const DIGIT_DOT: u8 = 32; // DIGIT . : what an IPv4 literal is made of
 
 const CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
@@ -145,6 +171,9 @@ const CLASS: [u8; 256] = {
         }
         if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.') {
             bits |= HOST_PLAIN;
+        }
+        if c.is_ascii_digit() || c == b'.' {
+            bits |= DIGIT_DOT;
         }
         if matches!(c, 0x21 | 0x23..=0x27 | 0x2A | 0x2B | 0x2D | 0x2E | 0x30..=0x39 | 0x41..=0x5A | 0x5E..=0x7E)
         {
@@ -216,8 +245,8 @@ impl MsrpUri {
 
     /// One pass over the form almost every path URI has,
     /// `msrp[s]://name[:port][/session-id];transport` with a lower-case scheme, a host name of
-    /// letters, digits, `-` and `.` (not all digits and dots, which may be an IPv4 address),
-    /// no userinfo and no parameters. It returns what [`MsrpUri::parse_general`] would, or
+    /// letters, digits, `-` and `.` or a canonical IPv4 address, no userinfo and no
+    /// parameters. It returns what [`MsrpUri::parse_general`] would, or
     /// `None` for anything else (valid or not), which is left to that parser.
     fn parse_common(s: &[u8]) -> Option<Parts> {
         let (scheme, mut i) = if s.starts_with(b"msrps://") {
@@ -229,15 +258,29 @@ impl MsrpUri {
         };
         let n = s.len();
         let host_start = i;
-        let mut dotted = true;
-        while i < n && is_class(s[i], HOST_PLAIN) {
-            dotted &= s[i] == b'.' || s[i].is_ascii_digit();
+        // One table lookup per byte: the classes of every host byte ANDed together tell
+        // whether they were all digits and dots.
+        let mut all = DIGIT_DOT;
+        while i < n {
+            let c = CLASS[usize::from(s[i])];
+            if c & HOST_PLAIN == 0 {
+                break;
+            }
+            all &= c;
             i += 1;
         }
-        if i == host_start || dotted || i == n {
+        let dotted = all != 0;
+        if i == host_start || i == n {
             return None;
         }
         let host = host_start..i;
+        // Digits and dots: an IPv4 literal in its canonical form, or left to the full parser
+        // (which also knows that `1.2.3` is a name).
+        let host_kind = if dotted {
+            Host::V4(parse_ipv4(&s[host.clone()])?)
+        } else {
+            Host::Name
+        };
         let port = if s[i] == b':' {
             let p_start = i + 1;
             let mut p: u32 = 0;
@@ -281,7 +324,7 @@ impl MsrpUri {
             scheme,
             userinfo: None,
             host: span(host),
-            host_kind: Host::Name,
+            host_kind,
             port,
             session_id: session_id.map(span),
             transport: span(t_start..n),
@@ -790,6 +833,17 @@ mod tests {
             "msrp://1.2.3:1/x;tcp",
             "msrp://999.1.1.1:1/x;tcp",
             "msrp://1a.2.3.4:1/x;tcp",
+            "msrp://127.0.0.1:2855/abc;tcp",
+            "msrp://0.0.0.0/x;tcp",
+            "msrp://255.255.255.255;tcp",
+            "msrp://256.1.1.1/x;tcp",
+            "msrp://01.2.3.4/x;tcp",
+            "msrp://1.2.3.4.5/x;tcp",
+            "msrp://1.2.3.4./x;tcp",
+            "msrp://.1.2.3.4/x;tcp",
+            "msrp://1..3.4/x;tcp",
+            "msrp://1.2.3.0004/x;tcp",
+            "msrp://...../x;tcp",
             "msrp://a/;tcp",
             "msrp://a/x",
             "msrp://a/x;",
@@ -834,6 +888,7 @@ mod tests {
         // The fast path does take the common form.
         assert!(MsrpUri::parse_common(b"msrp://a.example.com:2855/abc;tcp").is_some());
         assert!(MsrpUri::parse_common(b"msrp://a.example.com:0/abc;tcp").is_none());
+        assert!(MsrpUri::parse_common(b"msrp://192.0.2.1:2855/abc;tcp").is_some());
     }
 
     #[test]
