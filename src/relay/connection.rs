@@ -15,7 +15,7 @@
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -116,7 +116,15 @@ pub struct ConnHandle {
     // few hundred bytes of queue instead of kilobytes.
     ctrl: mpsc::Sender<Box<Frame>>,
     data: mpsc::Sender<Box<Frame>>,
+    // Cancellation tokens lock a mutex on every check and every poll; the relay-wide ones
+    // would be shared by every connection on every loop turn. So each connection has its own
+    // nodes in the token tree (`hard_stop` a child of the relay's shutdown, `closed` a child
+    // of that, `draining` a child of the relay's drain), polled through futures made once, and
+    // the per-frame "is it closed?" check reads an atomic flag.
     closed: CancellationToken,
+    closed_flag: AtomicBool,
+    hard_stop: CancellationToken,
+    draining: CancellationToken,
     txns: Mutex<Transactions>,
     txn_wake: Notify,
     tokens: Mutex<Vec<String>>,
@@ -131,11 +139,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl ConnHandle {
+    /// Closed by either side or by a hard shutdown (both set the flag: the reader and the
+    /// writer call `close` on their way out). A stale `false` is harmless: queueing to a
+    /// connection whose writer is gone fails anyway.
     pub fn is_closed(&self) -> bool {
-        self.closed.is_cancelled()
+        self.closed_flag.load(Ordering::Acquire)
     }
 
     pub fn close(&self) {
+        self.closed_flag.store(true, Ordering::Release);
         self.closed.cancel();
     }
 
@@ -363,6 +375,7 @@ pub fn spawn(
     let (ctrl_tx, ctrl_rx) = mpsc::channel(CTRL_QUEUE);
     let (data_tx, data_rx) = mpsc::channel(settings.limits.write_queue_frames.max(1));
     let stall = settings.limits.transaction_timeout();
+    let hard_stop = shared.shutdown.child_token();
     let handle = Arc::new(ConnHandle {
         id: shared.next_conn_id(),
         peer,
@@ -373,7 +386,10 @@ pub fn spawn(
         queued: shared.metrics.queued_frames.clone(),
         ctrl: ctrl_tx,
         data: data_tx,
-        closed: shared.shutdown.child_token(),
+        closed: hard_stop.child_token(),
+        closed_flag: AtomicBool::new(false),
+        hard_stop,
+        draining: shared.draining.child_token(),
         txns: Mutex::new(Transactions::default()),
         txn_wake: Notify::new(),
         tokens: Mutex::new(Vec::new()),
@@ -386,7 +402,6 @@ pub fn spawn(
         data_rx,
         handle.clone(),
         settings.limits.transaction_timeout(),
-        shared.shutdown.clone(),
     ));
     let reader = Reader {
         handle: handle.clone(),
@@ -413,14 +428,17 @@ async fn write_loop(
     mut data: mpsc::Receiver<Box<Frame>>,
     handle: Arc<ConnHandle>,
     txn_timeout: Duration,
-    hard_stop: CancellationToken,
 ) {
     // Grows with the traffic; an idle connection never allocates it.
     let mut batch: Vec<Box<Frame>> = Vec::new();
+    let closed = handle.closed.cancelled();
+    tokio::pin!(closed);
+    let hard_stop = handle.hard_stop.cancelled();
+    tokio::pin!(hard_stop);
     loop {
         let first = tokio::select! {
             biased;
-            _ = handle.closed.cancelled() => None,
+            _ = &mut closed => None,
             f = ctrl.recv() => f,
             f = data.recv() => f,
         };
@@ -438,7 +456,7 @@ async fn write_loop(
         // Whole frames only, except at a hard shutdown, which abandons a stuck write.
         let written = tokio::select! {
             r = write_batch(&mut wr, &batch, handle.stall) => r,
-            _ = hard_stop.cancelled() => {
+            _ = &mut hard_stop => {
                 handle.close();
                 return;
             }
@@ -472,7 +490,7 @@ async fn write_loop(
         }
     }
     handle.close();
-    if hard_stop.is_cancelled() {
+    if handle.hard_stop.is_cancelled() {
         return;
     }
     // Whatever was queued before the close (a last response, a 403 before closing) still
@@ -528,7 +546,7 @@ async fn write_batch(wr: &mut WriteHalf, batch: &[Box<Frame>], stall: Duration) 
 
 /// A request being forwarded: its head, where it goes, and the piece being gathered.
 struct Forwarding {
-    head: Head,
+    head: Arc<Head>,
     target: Arc<ConnHandle>,
     pop: usize,
     is_send: bool,
@@ -590,7 +608,18 @@ impl Reader {
         let probation = Instant::now() + self.shared.settings().limits.probation();
         let handle = self.handle.clone();
         let mut draining = false;
-        let shared = self.shared.clone();
+        // Made once and polled by reference: see `ConnHandle::closed`.
+        let closed = handle.closed.cancelled();
+        tokio::pin!(closed);
+        let drain = handle.draining.cancelled();
+        tokio::pin!(drain);
+        let probation_timer = tokio::time::sleep_until(probation);
+        tokio::pin!(probation_timer);
+        // One timer for the earliest transaction deadline, re-armed only when that changes
+        // (a timer registration takes the runtime's timer lock).
+        let txn_timer = tokio::time::sleep_until(probation);
+        tokio::pin!(txn_timer);
+        let mut armed: Option<Instant> = None;
         let stop = loop {
             // Graceful shutdown: close between messages, once nothing is outstanding.
             if draining
@@ -601,19 +630,27 @@ impl Reader {
                 break Stop::Close("shutting down");
             }
             let next_timer = handle.transactions().next_deadline().map(Instant::from_std);
+            if next_timer != armed {
+                if let Some(at) = next_timer {
+                    txn_timer.as_mut().reset(at);
+                }
+                armed = next_timer;
+            }
             let on_probation = !self.trusted();
             let result = tokio::select! {
                 biased;
-                _ = handle.closed.cancelled() => Err(Stop::Close("closed")),
-                _ = tokio::time::sleep_until(probation), if on_probation => {
+                _ = &mut closed => Err(Stop::Close("closed")),
+                _ = &mut probation_timer, if on_probation => {
                     Err(Stop::Close("no successful request during probation (RFC 4976 §6.1)"))
                 }
-                _ = tokio::time::sleep_until(next_timer.unwrap_or(probation)), if next_timer.is_some() => {
+                _ = &mut txn_timer, if armed.is_some() => {
+                    // Fired: whatever deadline comes next must be armed again.
+                    armed = None;
                     self.expire_transactions().await;
                     Ok(())
                 }
-                                _ = handle.txn_wake.notified() => Ok(()),
-                _ = shared.draining.cancelled(), if !draining => {
+                _ = handle.txn_wake.notified() => Ok(()),
+                _ = &mut drain, if !draining => {
                     draining = true;
                     Ok(())
                 }
@@ -848,12 +885,11 @@ impl Reader {
             }
             return;
         }
+        let head = Arc::new(head);
         let report = (is_send && head.failure_report() != FailureReport::No).then(|| {
             Arc::new(ReportTarget {
                 conn: self.handle.clone(),
-                to_path: head.from_path().to_vec(),
-                from: head.to_path()[0].clone(),
-                message_id: head.message_id().map(Bytes::copy_from_slice),
+                head: head.clone(),
                 mode: head.failure_report(),
             })
         });

@@ -44,12 +44,12 @@ pub fn failure_report(
 ) -> Option<Frame> {
     // A REPORT MUST carry a Message-ID (RFC 4975 §7.1.2); a SEND without one cannot be
     // reported on.
-    let message_id = target.message_id.as_ref()?;
+    let message_id = target.message_id()?;
     let tid = new_tid();
     let mut buf = BytesMut::with_capacity(256);
     HeadWriter::request(&mut buf, &tid, &Method::Report)
-        .path(HeaderName::ToPath, &target.to_path)
-        .path(HeaderName::FromPath, [&target.from])
+        .path(HeaderName::ToPath, target.to_path())
+        .path(HeaderName::FromPath, [target.from()])
         .header("Message-ID", message_id)
         .byte_range(range)
         .status(status.code(), comment)

@@ -10,8 +10,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
-use msrp_proto::{ByteRange, FailureReport, MsrpUri, TransactionId};
+use msrp_proto::{ByteRange, FailureReport, Head, MsrpUri, TransactionId};
 use rand::RngCore as _;
 
 use super::connection::ConnHandle;
@@ -20,12 +19,26 @@ use super::connection::ConnHandle;
 /// back on the connection the SEND came in on, addressed to its From-Path as received.
 pub struct ReportTarget {
     pub conn: Arc<ConnHandle>,
-    /// The received From-Path: the REPORT's To-Path.
-    pub to_path: Vec<MsrpUri>,
-    /// The URI of ours the sender addressed: the REPORT's From-Path.
-    pub from: MsrpUri,
-    pub message_id: Option<Bytes>,
+    /// The SEND as received: shared with the forwarding state, so that remembering where a
+    /// REPORT goes copies nothing.
+    pub head: Arc<Head>,
     pub mode: FailureReport,
+}
+
+impl ReportTarget {
+    /// The received From-Path: the REPORT's To-Path.
+    pub fn to_path(&self) -> &[MsrpUri] {
+        self.head.from_path()
+    }
+
+    /// The URI of ours the sender addressed: the REPORT's From-Path.
+    pub fn from(&self) -> &MsrpUri {
+        &self.head.to_path()[0]
+    }
+
+    pub fn message_id(&self) -> Option<&[u8]> {
+        self.head.message_id()
+    }
 }
 
 /// What the relay is waiting for.
@@ -53,7 +66,8 @@ struct Entry {
 
 #[derive(Default)]
 pub struct Transactions {
-    entries: HashMap<TransactionId, Entry>,
+    // Keys are our own random tids: a fast seeded hasher is enough (no SipHash needed).
+    entries: HashMap<TransactionId, Entry, foldhash::fast::RandomState>,
     deadlines: VecDeque<(Instant, TransactionId)>,
 }
 
@@ -213,6 +227,7 @@ fn end_line_in(hay: &[u8], tid: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     #[test]
     fn fresh_tids_are_idents_and_differ() {
