@@ -12,7 +12,7 @@ use bytes::Bytes;
 
 use crate::digest::{AuthenticationInfo, Challenge, Credentials, DigestError};
 use crate::error::{DecodeError, HeaderName, Limit, Violation};
-use crate::uri::{is_token_char, parse_path, MsrpUri, PathError};
+use crate::uri::{is_token_char, parse_path, MsrpUri, Path, PathError};
 use crate::Limits;
 
 /// Longest transaction id this crate can hold. The grammar caps it at 32 (RFC 4975 §9
@@ -273,11 +273,11 @@ pub struct Head {
     /// The head block: start line through the CRLF of the last header line.
     raw: Bytes,
     start: StartLine,
-    to_path: Vec<MsrpUri>,
-    from_path: Vec<MsrpUri>,
+    to_path: Path,
+    from_path: Path,
     /// Offset in `raw` where the header lines after From-Path begin.
     rest_at: u32,
-    headers: Vec<HeaderField>,
+    headers: smallvec::SmallVec<[HeaderField; 8]>,
     message_id: Option<Range<u32>>,
     byte_range: Option<ByteRange>,
     success_report: Option<bool>,
@@ -287,7 +287,7 @@ pub struct Head {
     expires: Option<u64>,
     min_expires: Option<u64>,
     max_expires: Option<u64>,
-    use_path: Option<Vec<MsrpUri>>,
+    use_path: Option<Path>,
     has_body: bool,
 }
 
@@ -450,7 +450,7 @@ impl Head {
         let start = parse_start_line(&raw[start_line], limits).map_err(fail)?;
 
         // To-Path first, From-Path second (RFC 4975 §9 `headers`, G3).
-        let mut path_line = |want: HeaderName| -> Result<(Vec<MsrpUri>, usize), Violation> {
+        let mut path_line = |want: HeaderName| -> Result<(Path, usize), Violation> {
             let r = it.next().ok_or(Violation::MissingPath(want))?;
             let line = &raw[r.clone()];
             let (name, v) = split_header(line).ok_or(Violation::HeaderLine)?;
@@ -475,8 +475,8 @@ impl Head {
                     StartLine::Request { method, .. } => Some(method.clone()),
                     StartLine::Response { .. } => None,
                 },
-                to_path: to_path.clone(),
-                from_path: from_path.clone(),
+                to_path: to_path.to_vec(),
+                from_path: from_path.to_vec(),
             })),
         };
         if to_path.len() > limits.max_path_uris || from_path.len() > limits.max_path_uris {
@@ -486,10 +486,10 @@ impl Head {
         let mut head = Head {
             raw: Bytes::new(),
             start: start.clone(),
-            to_path: Vec::new(),
-            from_path: Vec::new(),
+            to_path: Path::new(),
+            from_path: Path::new(),
             rest_at: rest_at as u32,
-            headers: Vec::with_capacity(8),
+            headers: smallvec::SmallVec::new(),
             message_id: None,
             byte_range: None,
             success_report: None,

@@ -25,4 +25,4 @@ pub use head::{
     ByteRange, FailureReport, Head, Method, RejectContext, ReportStatus, StartLine, TransactionId,
 };
 pub use status::Status;
-pub use uri::{MsrpUri, Scheme};
+pub use uri::{MsrpUri, Path, Scheme};

@@ -653,8 +653,12 @@ impl FromStr for MsrpUri {
 
 /// Parse a path header value: `MSRP-URI *( SP MSRP-URI )` (RFC 4975 §9), tolerating extra
 /// spaces or tabs between URIs (checklist G6). At most `max` URIs are accepted.
-pub fn parse_path(value: &Bytes, max: usize) -> Result<Vec<MsrpUri>, PathError> {
-    let mut out = Vec::with_capacity(2);
+/// The URIs of a path header. Almost every path has one or two: held inline, so that
+/// parsing a head does not allocate for its paths.
+pub type Path = smallvec::SmallVec<[MsrpUri; 2]>;
+
+pub fn parse_path(value: &Bytes, max: usize) -> Result<Path, PathError> {
+    let mut out = Path::new();
     let bytes: &[u8] = value;
     let mut i = 0;
     while i < bytes.len() {
