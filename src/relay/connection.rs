@@ -407,6 +407,7 @@ pub fn spawn(
         handle: handle.clone(),
         decoder: Decoder::new(shared.decoder_limits()),
         shared: shared.clone(),
+        settings: settings.clone(),
         rd,
         buf: BytesMut::new(),
         read_size: MIN_READ,
@@ -575,6 +576,9 @@ enum Current {
 struct Reader {
     handle: Arc<ConnHandle>,
     shared: Arc<Shared>,
+    /// The settings in force, refreshed before each read (a reload takes effect at the next
+    /// read of every connection).
+    settings: Arc<crate::config::Settings>,
     decoder: Decoder,
     rd: ReadHalf,
     buf: BytesMut,
@@ -605,7 +609,7 @@ impl Reader {
     }
 
     async fn run(mut self, writer: tokio::task::JoinHandle<()>) {
-        let probation = Instant::now() + self.shared.settings().limits.probation();
+        let probation = Instant::now() + self.settings.limits.probation();
         let handle = self.handle.clone();
         let mut draining = false;
         // Made once and polled by reference: see `ConnHandle::closed`.
@@ -680,6 +684,7 @@ impl Reader {
 
     /// Read more input. An empty buffer is released first, so idle connections hold none.
     async fn fill(&mut self) -> io::Result<usize> {
+        self.shared.refresh_settings(&mut self.settings);
         if self.buf.is_empty() {
             // An idle connection keeps no read buffer at all.
             if self.buf.capacity() > 0 {
@@ -695,7 +700,7 @@ impl Reader {
         let n = tokio::io::AsyncReadExt::read_buf(&mut self.rd, &mut self.buf).await?;
         // Reads that fill the buffer ask for a bigger one next time (as hyper's adaptive
         // read buffer does), up to the forwarding piece size.
-        if n == room && self.read_size < self.shared.settings().limits.chunk_size {
+        if n == room && self.read_size < self.settings.limits.chunk_size {
             self.read_size *= 2;
         }
         Ok(n)
@@ -754,7 +759,7 @@ impl Reader {
     /// (RFC 4976 §6.1 SHOULD).
     fn refused(&mut self) -> Result<(), Stop> {
         self.failures += 1;
-        let max = self.shared.settings().auth.max_failures.max(1);
+        let max = self.settings.auth.max_failures.max(1);
         if !self.trusted() && self.failures >= max {
             return Err(Stop::Close(
                 "repeated failed requests during probation (RFC 4976 §6.1)",
@@ -786,7 +791,7 @@ impl Reader {
             &head,
             &self.handle,
             &self.shared.table,
-            &self.shared.settings().relay.hostname,
+            &self.settings.relay.hostname,
             self.trusted(),
         );
         match decision {
@@ -804,7 +809,7 @@ impl Reader {
                     }
                     AuthOutcome::Rejected | AuthOutcome::Refused => {
                         tracing::warn!(peer = %self.handle.peer, conn = self.handle.id, failures = self.auth.failures, "AUTH failed");
-                        if self.auth.failures >= self.shared.settings().auth.max_failures {
+                        if self.auth.failures >= self.settings.auth.max_failures {
                             return Err(Stop::Close(
                                 "too many failed AUTH attempts (RFC 4976 §6.3)",
                             ));
@@ -875,7 +880,7 @@ impl Reader {
         let range = head.byte_range();
         let range_start = range.map_or(1, |r| r.start);
         let total = range.and_then(|r| r.total);
-        let max = self.shared.settings().limits.max_message_size;
+        let max = self.settings.limits.max_message_size;
         // Message size policy at the ingress (RFC 4975 §10.5, checklist 88).
         if is_send && (total.is_some_and(|t| t > max) || range_start - 1 > max) {
             tracing::warn!(peer = %self.handle.peer, conn = self.handle.id, tid = %head.tid(), "SEND refused: message larger than limits.max_message_size ({max})");
@@ -919,7 +924,7 @@ impl Reader {
         if fwd.failed.is_some() {
             return;
         }
-        let settings = self.shared.settings();
+        let settings = &self.settings;
         let mut piece = piece;
         if fwd.is_send {
             let max = settings.limits.max_message_size;

@@ -77,6 +77,16 @@ impl Shared {
         self.settings.load_full()
     }
 
+    /// Replace `cached` with the settings in force if a reload swapped them. Cheaper than
+    /// [`Shared::settings`] when nothing changed: no shared reference count is touched, so
+    /// a connection can call it per read instead of cloning the settings per message.
+    pub fn refresh_settings(&self, cached: &mut Arc<Settings>) {
+        let current = self.settings.load();
+        if !Arc::ptr_eq(&current, cached) {
+            *cached = arc_swap::Guard::into_inner(current);
+        }
+    }
+
     pub fn users(&self) -> Arc<UsersFile> {
         self.users.load_full()
     }
