@@ -183,7 +183,8 @@ struct MsgsArgs {
     /// Seconds of sending when no --count is given.
     #[arg(long, default_value_t = 3.0)]
     duration: f64,
-    /// Total SENDs per second over all senders (paced in millisecond bursts).
+    /// Total SENDs per second over all senders, paced evenly (microsecond timer, the pairs
+    /// interleaved); without it, as fast as the window allows.
     #[arg(long)]
     rate: Option<f64>,
     /// Failure-Report of the SENDs: yes (hop-by-hop 200s) or no (no responses).
@@ -582,6 +583,8 @@ async fn run_msgs(
         "msgs_per_s": if secs > 0.0 { r.delivered as f64 / secs } else { 0.0 },
         "latency_us": latency_json(&r.latency),
         "schedule_lag_ms": opts.rate.map(|_| r.schedule_lag.as_secs_f64() * 1e3),
+        "pacing_lag_us": opts.rate.map(|_| latency_json(&r.pacing_lag)),
+        "pacing_timer": opts.rate.map(|_| if r.precise_pacing { "timerfd" } else { "tokio-1ms" }),
     });
     let (mut report, usage) = frame.finish(report);
     if let Some(u) = usage {
