@@ -65,6 +65,10 @@ pub struct MsgsOptions {
     pub duration: Duration,
     /// Total messages per second over all senders; `None` means as fast as the window allows.
     pub rate: Option<f64>,
+    /// Paced runs: a sender wakes at most once per tick and writes what is due by then
+    /// (zero: at every message's own time). Fewer wakeups cost the generator less CPU, which
+    /// it shares with the relay, at the price of bursts of rate × tick / pairs.
+    pub tick: Duration,
     /// `Failure-Report: yes` (hop-by-hop 200s) or `no` (no responses at all).
     pub failure_report: bool,
     /// How long to wait for the last deliveries after the senders stop.
@@ -407,6 +411,7 @@ async fn send(
     let mut lag = new_histogram();
     let pacer = pace.map(|_| Pacer::new());
     let precise = pacer.as_ref().is_none_or(Pacer::is_precise);
+    let mut last_write = start;
     // A full window with no delivery for `drain` means the relay stopped delivering.
     let mut last_progress = (0, Instant::now());
     loop {
@@ -450,7 +455,9 @@ async fn send(
         if let (Some(p), Some(pacer)) = (&pace, &pacer) {
             let due = p.due(now - start);
             if due <= seq {
-                pacer.sleep_until(start + p.at(seq)).await;
+                // Not sooner than a tick after the last write (none by default).
+                let at = (start + p.at(seq)).max(last_write + opts.tick);
+                pacer.sleep_until(at).await;
                 continue;
             }
             n = n.min(due - seq);
@@ -471,6 +478,7 @@ async fn send(
                 precise,
             };
         }
+        last_write = Instant::now();
         if let Some(p) = &pace {
             let start_ns = instant_ns(start);
             for i in 0..n {
