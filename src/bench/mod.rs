@@ -3,6 +3,7 @@
 //! ```text
 //! conn        TCP/TLS streams with cheap halves, source binding, AUTH (with or without Digest)
 //! msgs        many small pipelined SENDs: rate, delivery, latency
+//! pace        a microsecond-precision sleep for the paced senders (timerfd)
 //! bulk        one large message in chunks from a generated pattern, hashed at the receiver
 //! idle        many authenticated idle connections: memory per connection
 //! forwarder   the baseline: a plain TCP byte forwarder (a child process)
@@ -17,6 +18,7 @@ pub mod conn;
 pub mod forwarder;
 pub mod idle;
 pub mod msgs;
+pub mod pace;
 pub mod procstat;
 pub mod table;
 pub mod util;

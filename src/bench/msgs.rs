@@ -6,11 +6,31 @@
 //! the latency from the timestamp in each body, checks the sequence, and answers 200 when the
 //! SEND asks for it (Failure-Report yes or absent).
 //!
-//! The body is `T<send time, 16 hex>S<sequence, 16 hex>` then filler: the time is the
-//! process clock when the batch was written. With `--rate` a sender writes what is due each
-//! time it wakes (the timer ticks in milliseconds, so a pair's messages leave in bursts of
-//! rate/1000); how far it fell behind its schedule is reported as `schedule_lag_ms`, so that
-//! a generator that cannot keep up is seen rather than hidden.
+//! The body is `T<send time, 16 hex>S<sequence, 16 hex>` then filler. The send time is the
+//! process clock taken right before the batch is encoded and written (nothing waits in
+//! between: a paced batch is usually one SEND); the receive time is taken right after the
+//! read that brought the SEND in, before it is decoded.
+//!
+//! Pacing (`--rate`): message `k` of pair `i` (of `P`) is due `(k + i/P) / r` seconds after
+//! the start, `r` being the per-pair rate, so that the pairs together release one SEND every
+//! `1 / rate` seconds instead of bursts. A sender sleeps until its next message is due on a
+//! [`Pacer`] (a timerfd on Linux: microsecond precision, no spinning, no extra thread) and
+//! then writes every message due by then, normally one. `schedule_lag_ms` is the worst
+//! lateness of a batch (a generator that cannot keep up is seen rather than hidden);
+//! `pacing_lag_us` gives the distribution of every message's lateness, so that the smoothness
+//! of the offered load is on record too.
+//!
+//! Latency added by the relay: the one-way latency measured here includes, besides the
+//! relay, two trips through the kernel's loopback and the generator's own scheduling (a
+//! receiver's read waits while the generator's thread is writing SENDs or reading 200s for
+//! other pairs). `baseline-msgs` runs the same traffic (same rate, pairs, window, bodies,
+//! 200s) through a plain byte forwarder: the same hops, sockets and generator work without
+//! MSRP processing. So the latency the relay adds is stated as the difference of the two at
+//! the same rate, percentile by percentile (relay p99 − forwarder p99), from runs that
+//! alternate between the two; per-message differences cannot be had, as no message crosses
+//! both. The difference is an estimate (the generator's delays and the relay's do not simply
+//! add up at a percentile); the relay's own absolute percentile is a hard upper bound, since
+//! no message's added latency exceeds its total latency.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,6 +45,7 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
 use super::conn::{read_more, MsrpConn, ReadHalf, WriteHalf};
+use super::pace::Pacer;
 use super::util::{instant_ns, now_ns, parse_hex16, put_dec, put_hex16_bytes};
 use super::PairSetup as Pair;
 
@@ -44,6 +65,10 @@ pub struct MsgsOptions {
     pub duration: Duration,
     /// Total messages per second over all senders; `None` means as fast as the window allows.
     pub rate: Option<f64>,
+    /// Paced runs: a sender wakes at most once per tick and writes what is due by then
+    /// (zero: at every message's own time). Fewer wakeups cost the generator less CPU, which
+    /// it shares with the relay, at the price of bursts of rate × tick / pairs.
+    pub tick: Duration,
     /// `Failure-Report: yes` (hop-by-hop 200s) or `no` (no responses at all).
     pub failure_report: bool,
     /// How long to wait for the last deliveries after the senders stop.
@@ -86,6 +111,12 @@ pub struct MsgsResult {
     pub latency: Histogram<u64>,
     /// Paced runs: how far behind its schedule a sender fell at worst.
     pub schedule_lag: Duration,
+    /// Paced runs: how late after its scheduled time each message was written, in
+    /// nanoseconds (empty otherwise).
+    pub pacing_lag: Histogram<u64>,
+    /// Paced runs: the senders slept on the microsecond timer (false: tokio's 1 ms timer,
+    /// where timerfd is missing).
+    pub precise_pacing: bool,
 }
 
 impl MsgsResult {
@@ -126,14 +157,18 @@ pub async fn run(pairs: Vec<Pair>, opts: &MsgsOptions) -> anyhow::Result<MsgsRes
         anyhow::bail!("--size must be at least {MIN_SIZE} bytes (timestamp and sequence)");
     }
     let stop = CancellationToken::new();
-    let per_sender_rate = opts.rate.map(|r| r / pairs.len() as f64);
+    let npairs = pairs.len();
+    let per_sender_rate = opts.rate.map(|r| r / npairs as f64);
     let mut states = Vec::new();
     let mut senders = Vec::new();
     let mut readers = Vec::new();
     let mut receivers = Vec::new();
+    // Start the process clock first: an instant before its epoch would read as 0, and the
+    // schedule (from `start`) and the send times (from the clock) would not agree.
+    let _ = now_ns();
     let start = Instant::now();
     let deadline = start + opts.duration;
-    for pair in pairs {
+    for (i, pair) in pairs.into_iter().enumerate() {
         let st = Arc::new(PairState::default());
         states.push(st.clone());
         receivers.push(tokio::spawn(receive(
@@ -161,20 +196,29 @@ pub async fn run(pairs: Vec<Pair>, opts: &MsgsOptions) -> anyhow::Result<MsgsRes
             opts.clone(),
             start,
             deadline,
-            per_sender_rate,
+            per_sender_rate.map(|rate| Pace {
+                rate,
+                phase: i as f64 / npairs as f64,
+            }),
         )));
     }
     let mut sent = 0;
     let mut send_error = None;
     let mut write_halves = Vec::new();
+    let mut pacing_lag = new_histogram();
+    let mut precise_pacing = true;
     for s in senders {
         match s.await {
-            Ok((n, wr, err)) => {
-                sent += n;
-                write_halves.push(wr);
-                if let Some(e) = err {
+            Ok(o) => {
+                sent += o.sent;
+                precise_pacing &= o.precise;
+                write_halves.push(o.wr);
+                if let Some(e) = o.error {
                     send_error.get_or_insert(e.to_string());
                 }
+                pacing_lag
+                    .add(&o.lag)
+                    .map_err(|e| anyhow!("merging histograms: {e}"))?;
             }
             Err(e) => {
                 send_error.get_or_insert(format!("sender task failed: {e}"));
@@ -251,6 +295,8 @@ pub async fn run(pairs: Vec<Pair>, opts: &MsgsOptions) -> anyhow::Result<MsgsRes
                 .max()
                 .unwrap_or(0),
         ),
+        pacing_lag,
+        precise_pacing,
     })
 }
 
@@ -311,9 +357,45 @@ impl Template {
     }
 }
 
-/// Messages sent, the write half (kept open until the run ends: dropping it would close the
-/// socket), and the error that stopped the sender early.
-type SendOutcome = (u64, WriteHalf, Option<anyhow::Error>);
+/// One paced sender's schedule: message `seq` is due at `(seq + phase) / rate` seconds after
+/// the start. The pairs' phases are spread evenly (`pair / pairs`), so that all senders
+/// together release one message every `1 / total rate` rather than `pairs` at a time.
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    /// Messages per second of this sender.
+    rate: f64,
+    /// In messages, in [0, 1).
+    phase: f64,
+}
+
+impl Pace {
+    /// When message `seq` is due, after the start.
+    fn at(&self, seq: u64) -> Duration {
+        Duration::from_secs_f64((seq as f64 + self.phase) / self.rate)
+    }
+
+    /// How many messages are due `elapsed` after the start.
+    fn due(&self, elapsed: Duration) -> u64 {
+        let x = elapsed.as_secs_f64() * self.rate - self.phase;
+        if x < 0.0 {
+            0
+        } else {
+            x as u64 + 1
+        }
+    }
+}
+
+/// What a sender did: messages sent, the write half (kept open until the run ends:
+/// dropping it would close the socket), the error that stopped it early, and how late
+/// after its scheduled time each message was written (paced runs).
+struct SendOutcome {
+    sent: u64,
+    wr: WriteHalf,
+    error: Option<anyhow::Error>,
+    lag: Histogram<u64>,
+    /// The pacer (if any) had the microsecond timer.
+    precise: bool,
+}
 
 async fn send(
     mut wr: WriteHalf,
@@ -322,11 +404,14 @@ async fn send(
     opts: MsgsOptions,
     start: Instant,
     deadline: Instant,
-    rate: Option<f64>,
+    pace: Option<Pace>,
 ) -> SendOutcome {
     let mut seq: u64 = 0;
     let mut out = BytesMut::with_capacity(64 * 1024);
-    let start_ns = instant_ns(start);
+    let mut lag = new_histogram();
+    let pacer = pace.map(|_| Pacer::new());
+    let precise = pacer.as_ref().is_none_or(Pacer::is_precise);
+    let mut last_write = start;
     // A full window with no delivery for `drain` means the relay stopped delivering.
     let mut last_progress = (0, Instant::now());
     loop {
@@ -349,14 +434,16 @@ async fn send(
         let inflight = seq.saturating_sub(delivered);
         if inflight >= opts.window {
             if now.duration_since(last_progress.1) > opts.drain {
-                return (
-                    seq,
+                return SendOutcome {
+                    sent: seq,
                     wr,
-                    Some(anyhow!(
+                    error: Some(anyhow!(
                         "no delivery for {:?} with {inflight} messages in flight",
                         opts.drain
                     )),
-                );
+                    lag,
+                    precise,
+                };
             }
             let notified = st.progress.notified();
             if seq.saturating_sub(st.delivered.load(Ordering::Acquire)) >= opts.window {
@@ -365,33 +452,53 @@ async fn send(
             continue;
         }
         let mut n = (opts.window - inflight).min(BATCH).min(remaining);
-        if let Some(r) = rate {
-            // Messages due by now: the one scheduled at seq / r, and every one before.
-            let due = ((now - start).as_secs_f64() * r) as u64 + 1;
+        if let (Some(p), Some(pacer)) = (&pace, &pacer) {
+            let due = p.due(now - start);
             if due <= seq {
-                let at = start + Duration::from_secs_f64(seq as f64 / r);
-                tokio::time::sleep_until(at.into()).await;
+                // Not sooner than a tick after the last write (none by default).
+                let at = (start + p.at(seq)).max(last_write + opts.tick);
+                pacer.sleep_until(at).await;
                 continue;
             }
             n = n.min(due - seq);
         }
         out.clear();
+        // The send time of the whole batch, taken as late as possible: only encoding it
+        // (well under a microsecond per SEND) and the write follow.
         let ts = now_ns();
-        if let Some(r) = rate {
-            let scheduled = start_ns + (seq as f64 / r * 1e9) as u64;
-            st.max_lag_ns
-                .fetch_max(ts.saturating_sub(scheduled), Ordering::Relaxed);
-        }
         for i in 0..n {
             tmpl.encode(&mut out, seq + i, ts);
         }
         if let Err(e) = wr.write_all(&out).await {
-            return (seq, wr, Some(anyhow!("sending: {e}")));
+            return SendOutcome {
+                sent: seq,
+                wr,
+                error: Some(anyhow!("sending: {e}")),
+                lag,
+                precise,
+            };
+        }
+        last_write = Instant::now();
+        if let Some(p) = &pace {
+            let start_ns = instant_ns(start);
+            for i in 0..n {
+                let scheduled = start_ns + p.at(seq + i).as_nanos() as u64;
+                lag.saturating_record(ts.saturating_sub(scheduled));
+            }
+            let first = start_ns + p.at(seq).as_nanos() as u64;
+            st.max_lag_ns
+                .fetch_max(ts.saturating_sub(first), Ordering::Relaxed);
         }
         seq += n;
     }
     let _ = wr.flush().await;
-    (seq, wr, None)
+    SendOutcome {
+        sent: seq,
+        wr,
+        error: None,
+        lag,
+        precise,
+    }
 }
 
 /// The sender's side of the responses: 200s count, anything else is an error.

@@ -112,7 +112,7 @@ const ROWS: &[Row] = &[
         decimals: 0,
     },
     Row {
-        label: "… at this rate (msgs/s, half of the median peak above)",
+        label: "… at this rate (msgs/s, half of the median peak above; the forwarder at ours)",
         scenario: "lat",
         paths: &["params.rate"],
         scale: 1.0,
@@ -270,6 +270,32 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> String {
     }
 }
 
+/// Latency the relay adds at half of its peak rate: ours minus the forwarder's, percentile by
+/// percentile (medians of the runs), when both ran at the same rate (see src/bench/msgs.rs).
+fn added_latency_row(reports: &[Value]) -> String {
+    let rate = |t: &str| median_of(reports, &format!("lat/{t}"), "params.rate");
+    match (rate("ours"), rate("fwd")) {
+        (Some(a), Some(b)) if a == b => {}
+        _ => return String::new(),
+    }
+    let diffs: Option<Vec<String>> = ["p50", "p90", "p99"]
+        .iter()
+        .map(|p| {
+            let path = format!("results.latency_us.{p}");
+            let ours = median_of(reports, "lat/ours", &path)?;
+            let fwd = median_of(reports, "lat/fwd", &path)?;
+            Some(format!("{:.0}", ours - fwd))
+        })
+        .collect();
+    match diffs {
+        Some(d) => format!(
+            "| … added by the relay: µs p50 / p90 / p99, ours − forwarder at the same rate | {} | – | – | – | – |\n",
+            d.join(" / ")
+        ),
+        None => String::new(),
+    }
+}
+
 /// The Markdown table: one row per metric, medians per target, and our ratio to each.
 pub fn markdown(reports: &[Value]) -> String {
     let mut out = String::new();
@@ -298,6 +324,9 @@ pub fn markdown(reports: &[Value]) -> String {
             ratio(cells[0].1, cells[1].1),
             ratio(cells[0].1, cells[2].1)
         );
+        if row.scenario == "lat" && row.paths == ["params.rate"] {
+            out.push_str(&added_latency_row(reports));
+        }
     }
     let loads: Vec<f64> = reports
         .iter()
@@ -342,5 +371,31 @@ not json
         assert!(t.contains("| msgs/s, 100-byte SEND, Failure-Report yes (hop-by-hop 200s) | 200 | failed (1 runs): lost | 50 | – | 4.00 |"), "{t}");
         assert!(t.contains("| 1.0 / 2.0 |"), "{t}");
         assert!(!t.contains("Failure-Report no"), "{t}");
+        assert!(!t.contains("added by the relay"), "{t}");
+    }
+
+    #[test]
+    fn added_latency_only_at_the_same_rate() {
+        let line = |tag: &str, rate: u32, p50: u32, p99: u32| {
+            format!(
+                r#"{{"tag":"{tag}","ok":true,"params":{{"rate":{rate}}},"results":{{"latency_us":{{"p50":{p50},"p90":{p50},"p99":{p99},"max":{p99}}}}}}}"#
+            )
+        };
+        let same = [
+            line("lat/ours", 30000, 90, 300),
+            line("lat/fwd", 30000, 60, 120),
+        ]
+        .join("\n");
+        let t = markdown(&read_reports(&same));
+        assert!(
+            t.contains("| … added by the relay: µs p50 / p90 / p99, ours − forwarder at the same rate | 30 / 30 / 180 |"),
+            "{t}"
+        );
+        let other = [
+            line("lat/ours", 30000, 90, 300),
+            line("lat/fwd", 50000, 60, 120),
+        ]
+        .join("\n");
+        assert!(!markdown(&read_reports(&other)).contains("added by the relay"));
     }
 }

@@ -183,9 +183,14 @@ struct MsgsArgs {
     /// Seconds of sending when no --count is given.
     #[arg(long, default_value_t = 3.0)]
     duration: f64,
-    /// Total SENDs per second over all senders (paced in millisecond bursts).
+    /// Total SENDs per second over all senders, paced evenly (microsecond timer, the pairs
+    /// interleaved); without it, as fast as the window allows.
     #[arg(long)]
     rate: Option<f64>,
+    /// With --rate: a sender wakes at most once per this many microseconds and writes what
+    /// is due (0: at every message's own time; more: fewer wakeups, small bursts).
+    #[arg(long, default_value_t = 0)]
+    tick_us: u64,
     /// Failure-Report of the SENDs: yes (hop-by-hop 200s) or no (no responses).
     #[arg(long, value_enum, default_value_t = FailureReportArg::Yes)]
     failure_report: FailureReportArg,
@@ -546,6 +551,7 @@ fn msgs_options(a: &MsgsArgs) -> msgs::MsgsOptions {
         count: a.count,
         duration: Duration::from_secs_f64(a.duration.max(0.0)),
         rate: a.rate.filter(|r| *r > 0.0),
+        tick: Duration::from_micros(a.tick_us),
         failure_report: matches!(a.failure_report, FailureReportArg::Yes),
         drain: Duration::from_secs_f64(a.drain.max(0.0)),
     }
@@ -582,6 +588,8 @@ async fn run_msgs(
         "msgs_per_s": if secs > 0.0 { r.delivered as f64 / secs } else { 0.0 },
         "latency_us": latency_json(&r.latency),
         "schedule_lag_ms": opts.rate.map(|_| r.schedule_lag.as_secs_f64() * 1e3),
+        "pacing_lag_us": opts.rate.map(|_| latency_json(&r.pacing_lag)),
+        "pacing_timer": opts.rate.map(|_| if r.precise_pacing { "timerfd" } else { "tokio-1ms" }),
     });
     let (mut report, usage) = frame.finish(report);
     if let Some(u) = usage {
@@ -766,6 +774,7 @@ fn msgs_params(a: &MsgsArgs, path: Option<PathArg>) -> Value {
         "count": a.count,
         "duration_s": if a.count.is_some() { None } else { Some(a.duration) },
         "rate": a.rate,
+        "tick_us": a.rate.map(|_| a.tick_us),
         "failure_report": matches!(a.failure_report, FailureReportArg::Yes),
         "path": path.map(|p| match p { PathArg::Short => "short", PathArg::Full => "full" }),
     })
