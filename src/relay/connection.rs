@@ -36,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 use super::auth::{self, AuthOutcome, AuthState};
 use super::forward::{self, Decision};
 use super::report;
-use super::transaction::{fresh_tid, Pending, ReportTarget, Transactions};
+use super::transaction::{fresh_tid_for, Pending, ReportTarget, Transactions};
 use super::Shared;
 
 /// A whole MSRP message ready for the wire: written as `head, body..., end` in one vectored
@@ -559,6 +559,8 @@ struct Forwarding {
     pieces: u32,
     acc: Vec<Bytes>,
     acc_len: usize,
+    /// A piece in `acc` may hold a `CRLF "-------"` (the decoder said so).
+    acc_delim: bool,
     report: Option<Arc<ReportTarget>>,
     /// For a forwarded AUTH: where its response goes back, and under which tid.
     auth_return: Option<(Arc<ConnHandle>, msrp_proto::TransactionId)>,
@@ -711,7 +713,10 @@ impl Reader {
         loop {
             match self.decoder.decode(&mut self.buf) {
                 Ok(Some(Event::Head(head))) => self.on_head(head).await?,
-                Ok(Some(Event::Body(piece))) => self.on_body(piece).await,
+                Ok(Some(Event::Body(piece))) => {
+                    let delim = self.decoder.body_has_delimiter();
+                    self.on_body(piece, delim).await
+                }
                 Ok(Some(Event::End(flag))) => self.on_end(flag).await?,
                 Ok(None) => return Ok(()),
                 Err(e) => self.on_decode_error(e).await?,
@@ -912,12 +917,14 @@ impl Reader {
             pieces: 0,
             acc: Vec::new(),
             acc_len: 0,
+            acc_delim: false,
             report,
             failed: None,
         }));
     }
 
-    async fn on_body(&mut self, piece: Bytes) {
+    /// `delim`: the decoder saw a `CRLF "-------"` in `piece`.
+    async fn on_body(&mut self, piece: Bytes, delim: bool) {
         let Current::Forward(fwd) = &mut self.current else {
             return;
         };
@@ -926,6 +933,8 @@ impl Reader {
         }
         let settings = &self.settings;
         let mut piece = piece;
+        // Both parts of a split piece count as holding its delimiter.
+        fwd.acc_delim |= delim;
         if fwd.is_send {
             let max = settings.limits.max_message_size;
             let before = fwd.range_start - 1 + fwd.offset + fwd.acc_len as u64;
@@ -945,6 +954,7 @@ impl Reader {
                 fwd.acc_len += part.len();
                 fwd.acc.push(part);
                 flush(&self.shared, fwd, Flag::More).await;
+                fwd.acc_delim = delim;
             }
             if over {
                 fwd.acc_len += piece.len();
@@ -1102,13 +1112,14 @@ async fn send_report(
 }
 
 /// Send the gathered piece to the next hop with `flag`: a fresh tid that does not occur in
-/// the body (RFC 4976 §6.4), the head rewritten (RFC 4976 §6.4.1), and the Byte-Range of the
+/// the body (RFC 4976 §6.4; searched for only when the decoder saw a delimiter in it), the head rewritten (RFC 4976 §6.4.1), and the Byte-Range of the
 /// piece when the chunk leaves in more than one piece.
 async fn flush(shared: &Shared, fwd: &mut Forwarding, flag: Flag) {
     let body = std::mem::take(&mut fwd.acc);
     let len = std::mem::take(&mut fwd.acc_len) as u64;
     let whole = fwd.pieces == 0 && flag != Flag::More;
-    let tid = fresh_tid(&body, |t| fwd.target.transactions().contains(t));
+    let delim = std::mem::take(&mut fwd.acc_delim);
+    let tid = fresh_tid_for(&body, delim, |t| fwd.target.transactions().contains(t));
     // Positions count from 1; an empty piece ends one before it starts (RFC 4975 §7.1.1).
     let start = fwd.range_start + fwd.offset;
     let range = ByteRange {

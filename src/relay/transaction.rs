@@ -210,6 +210,43 @@ pub fn fresh_tid<B: AsRef<[u8]>>(
     }
 }
 
+/// [`fresh_tid`] for a body whose pieces came from the decoder: `may_hold_delimiter` is true
+/// when any of them reported a `CRLF "-------"` ([`msrp_proto::Decoder::body_has_delimiter`]).
+/// When none did and the body does not begin with `"-------"` (it follows the CRLF of the
+/// head), no end-line of any tid can occur in it (RFC 4975 §7.1), so it is not searched again.
+pub fn fresh_tid_for<B: AsRef<[u8]>>(
+    body: &[B],
+    may_hold_delimiter: bool,
+    taken: impl Fn(&TransactionId) -> bool,
+) -> TransactionId {
+    if may_hold_delimiter || starts_with_dashes(body) {
+        return fresh_tid(body, taken);
+    }
+    loop {
+        let tid = new_tid();
+        if !taken(&tid) {
+            return tid;
+        }
+    }
+}
+
+/// The body begins with `"-------"`, or is a few dashes only (too short to tell cheaply).
+fn starts_with_dashes<B: AsRef<[u8]>>(body: &[B]) -> bool {
+    let mut need = 7;
+    for piece in body {
+        let piece = piece.as_ref();
+        let n = piece.len().min(need);
+        if piece[..n].iter().any(|&b| b != b'-') {
+            return false;
+        }
+        need -= n;
+        if need == 0 {
+            return true;
+        }
+    }
+    need < 7
+}
+
 /// `-------<tid>` in `hay`, with one searcher for the dashes built once per process.
 fn end_line_in(hay: &[u8], tid: &[u8]) -> bool {
     static DASHES: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
@@ -246,5 +283,16 @@ mod tests {
             assert!(tid_in_body(&tid, &parts), "split {split}");
         }
         assert!(!tid_in_body(&tid, &[Bytes::from_static(b"-------abcd123")]));
+    }
+
+    #[test]
+    fn leading_dashes_across_pieces() {
+        let p = |v: &[&'static [u8]]| v.iter().map(|b| Bytes::from_static(b)).collect::<Vec<_>>();
+        assert!(starts_with_dashes(&p(&[b"-------x"])));
+        assert!(starts_with_dashes(&p(&[b"--", b"", b"-----abc"])));
+        assert!(starts_with_dashes(&p(&[b"---"])));
+        assert!(!starts_with_dashes(&p(&[b"--", b"--x----"])));
+        assert!(!starts_with_dashes(&p(&[b"x-------"])));
+        assert!(!starts_with_dashes(&p(&[])));
     }
 }

@@ -126,10 +126,17 @@ enum State {
 }
 
 enum Scan {
-    /// The end-line starts at `at` (its leading CRLF) and is `len` bytes long.
-    Found { at: usize, len: usize, flag: Flag },
-    /// No end-line yet; bytes before `safe` are certainly body.
-    NeedMore { safe: usize },
+    /// The end-line starts at `at` (its leading CRLF) and is `len` bytes long. `delim`: a
+    /// `CRLF "-------"` that is not this end-line occurs before `at`.
+    Found {
+        at: usize,
+        len: usize,
+        flag: Flag,
+        delim: bool,
+    },
+    /// No end-line yet; bytes before `safe` are certainly body. `delim`: a `CRLF "-------"`
+    /// occurs before `safe`.
+    NeedMore { safe: usize, delim: bool },
 }
 
 /// An incremental MSRP decoder. Feed it a buffer, call [`Decoder::decode`] until it returns
@@ -142,6 +149,9 @@ pub struct Decoder {
     /// The CRLF offsets of the head lines read so far (relative to the head's start), handed
     /// to the head parser so that it does not search them again. Reused between messages.
     line_ends: Vec<u32>,
+    /// The last body piece handed out contains a `CRLF "-------"` (see
+    /// [`Decoder::body_has_delimiter`]).
+    body_delim: bool,
 }
 
 impl Decoder {
@@ -154,11 +164,26 @@ impl Decoder {
             },
             delim: Finder::new(DELIM).into_owned(),
             line_ends: Vec::with_capacity(16),
+            body_delim: true,
         }
     }
 
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// Whether the last [`Event::Body`] piece contains `CRLF "-------"`, the start of an
+    /// end-line of any transaction (RFC 4975 §7.1). The decoder searches for it anyway, so
+    /// this costs nothing; when it is false, no end-line of any transaction id occurs inside
+    /// the piece, and a forwarder choosing a new tid for it need not search the piece again.
+    ///
+    /// An occurrence that begins in a piece and ends in the next is reported by the piece it
+    /// begins in, so a run of consecutive pieces that all answer false holds none either. A
+    /// piece may still begin with `"-------"` (after a CRLF that ended the previous piece or
+    /// the head); a caller that puts the piece after a CRLF of its own must look at its first
+    /// bytes itself.
+    pub fn body_has_delimiter(&self) -> bool {
+        self.body_delim
     }
 
     /// True between messages with no partial head buffered.
@@ -207,7 +232,9 @@ impl Decoder {
                 State::Body(tid) => {
                     let tid = *tid;
                     return Ok(match self.scan(buf, &tid) {
-                        Scan::Found { at: 0, len, flag } => {
+                        Scan::Found {
+                            at: 0, len, flag, ..
+                        } => {
                             buf.advance(len);
                             self.state = State::Head {
                                 scanned: 0,
@@ -215,7 +242,10 @@ impl Decoder {
                             };
                             Some(Event::End(flag))
                         }
-                        Scan::Found { at, .. } | Scan::NeedMore { safe: at } if at > 0 => {
+                        Scan::Found { at, delim, .. } | Scan::NeedMore { safe: at, delim }
+                            if at > 0 =>
+                        {
+                            self.body_delim = delim;
                             Some(Event::Body(buf.split_to(at).freeze()))
                         }
                         _ => None,
@@ -240,7 +270,7 @@ impl Decoder {
                                 lines: 0,
                             };
                         }
-                        Scan::NeedMore { safe } => {
+                        Scan::NeedMore { safe, .. } => {
                             buf.advance(safe);
                             return Ok(None);
                         }
@@ -255,26 +285,37 @@ impl Decoder {
         let tid = tid.as_bytes();
         let len = DELIM.len() + tid.len() + 3;
         let mut from = 0;
+        // Every occurrence found so far begins before the position returned: a match is
+        // complete (DELIM.len() > HOLD), so it begins before `buf.len() - HOLD`.
+        let mut delim = false;
         while let Some(rel) = self.delim.find(&buf[from..]) {
             let at = from + rel;
             let tid_at = at + DELIM.len();
             let have = buf.len().min(tid_at + tid.len());
             if buf[tid_at..have] != tid[..have - tid_at] {
                 from = at + 1;
+                delim = true;
                 continue;
             }
             if buf.len() < at + len {
-                return Scan::NeedMore { safe: at };
+                return Scan::NeedMore { safe: at, delim };
             }
             if let Some(flag) = Flag::from_byte(buf[tid_at + tid.len()]) {
                 if &buf[at + len - 2..at + len] == b"\r\n" {
-                    return Scan::Found { at, len, flag };
+                    return Scan::Found {
+                        at,
+                        len,
+                        flag,
+                        delim,
+                    };
                 }
             }
             from = at + 1;
+            delim = true;
         }
         Scan::NeedMore {
             safe: buf.len().saturating_sub(HOLD),
+            delim,
         }
     }
 
@@ -512,6 +553,62 @@ mod tests {
             }
         }
         out
+    }
+
+    /// Body pieces of `input` fed in reads split at `split`: (offset in the body, bytes,
+    /// what [`Decoder::body_has_delimiter`] said).
+    fn pieces(input: &[u8], split: usize) -> Vec<(usize, Bytes, bool)> {
+        let mut dec = Decoder::new(Limits::default());
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        let mut at = 0;
+        for part in [&input[..split], &input[split..]] {
+            buf.extend_from_slice(part);
+            while let Some(ev) = dec.decode(&mut buf).unwrap() {
+                if let Event::Body(b) = ev {
+                    out.push((at, b.clone(), dec.body_has_delimiter()));
+                    at += b.len();
+                }
+            }
+        }
+        out
+    }
+
+    /// RFC 4975 §7.1: the new tid of a forwarded piece must not occur as an end-line in its
+    /// body. The decoder says which pieces hold a `CRLF "-------"`, so a forwarder can skip
+    /// its own search for the rest; the occurrence is reported by the piece it begins in,
+    /// whatever the reads.
+    #[test]
+    fn rfc4975_s7_1_body_pieces_report_delimiters() {
+        let mut input = HEAD.to_vec();
+        input.extend_from_slice(b"Content-Type: text/plain\r\n\r\n");
+        let body_at = input.len();
+        input.extend_from_slice(b"0123456789ab\r\n-------zz$\r\nxyz0123456789");
+        let occurrence = 12;
+        input.extend_from_slice(b"\r\n-------abcd$\r\n");
+        for split in 0..=input.len() {
+            let got = pieces(&input, split);
+            let body: Vec<u8> = got.iter().flat_map(|(_, b, _)| b.to_vec()).collect();
+            assert_eq!(
+                &body[..],
+                &input[body_at..input.len() - 16],
+                "split at {split}"
+            );
+            for (at, b, delim) in &got {
+                let begins_here = (*at..at + b.len()).contains(&occurrence);
+                assert_eq!(*delim, begins_here, "split at {split}, piece at {at}");
+            }
+        }
+        // No delimiter: every piece says so, however the reads fall.
+        let mut clean = HEAD.to_vec();
+        clean.extend_from_slice(b"Content-Type: text/plain\r\n\r\n-------ab\r\n------\r\r\n");
+        clean.extend_from_slice(b"\r\n-------abcd$\r\n");
+        for split in 0..=clean.len() {
+            assert!(
+                pieces(&clean, split).iter().all(|(_, _, d)| !d),
+                "split at {split}"
+            );
+        }
     }
 
     /// Found by the chunking property test: a bodiless message whose head was just within
