@@ -435,7 +435,7 @@ impl Decoder {
             }
             if lines > 0 && line.is_empty() {
                 // Blank line: the head ends and a body follows (G7).
-                let raw = buf.split_to(at).freeze();
+                let raw = take_head(buf, at);
                 return match Head::parse_inner(raw, true, &self.limits, Some(&self.line_ends)) {
                     Ok(head) => {
                         buf.advance(2);
@@ -457,7 +457,7 @@ impl Decoder {
                 // A bodiless message's end-line (RFC 4975 §7.1).
                 let end_len = eol + 2 - at;
                 let end_line = Bytes::copy_from_slice(&buf[at..eol]);
-                let raw = buf.split_to(at).freeze();
+                let raw = take_head(buf, at);
                 return match Head::parse_inner(raw, false, &self.limits, Some(&self.line_ends)) {
                     Ok(head) => {
                         let body = &end_line[7..];
@@ -513,6 +513,16 @@ fn reject_context(head: &Head) -> RejectContext {
 }
 
 /// The offset just past the CRLF of the `n`th line.
+/// The head's bytes, copied out of the read buffer. A head outlives its read: a relay
+/// keeps it for the whole message and for its transactions. A slice would keep the whole
+/// read buffer (up to a forwarding piece, 64 KiB) alive with it, and would make every
+/// message on the connection share one reference count across threads.
+fn take_head(buf: &mut BytesMut, at: usize) -> Bytes {
+    let raw = Bytes::copy_from_slice(&buf[..at]);
+    buf.advance(at);
+    raw
+}
+
 fn nth_line_end(buf: &[u8], n: usize) -> usize {
     let mut at = 0;
     for _ in 0..n {
