@@ -102,13 +102,19 @@ pub struct RelayConfig {
     pub hostname: String,
     /// How long in-flight transactions may finish after a shutdown signal.
     pub shutdown_grace_secs: u64,
+    /// Threads that run connections; 0 means one per CPU core. Read at start only.
+    pub worker_threads: usize,
 }
+
+/// The most `relay.worker_threads` may ask for.
+pub const MAX_WORKER_THREADS: usize = 1024;
 
 impl Default for RelayConfig {
     fn default() -> Self {
         RelayConfig {
             hostname: "localhost".to_owned(),
             shutdown_grace_secs: 10,
+            worker_threads: 0,
         }
     }
 }
@@ -460,6 +466,15 @@ impl Settings {
     /// Checks ranges and consistency of values. Does not touch the file system.
     pub fn validate(&self) -> Result<(), ConfigError> {
         validate_hostname("relay.hostname", &self.relay.hostname)?;
+        if self.relay.worker_threads > MAX_WORKER_THREADS {
+            return Err(ConfigError::invalid(
+                "relay.worker_threads",
+                format!(
+                    "relay.worker_threads ({}) must be at most {MAX_WORKER_THREADS} (0: one per CPU core)",
+                    self.relay.worker_threads
+                ),
+            ));
+        }
         if let Some(realm) = &self.auth.realm {
             if realm.is_empty() || realm.contains([':', '"', '\n', '\r']) {
                 return Err(ConfigError::invalid(
@@ -848,6 +863,10 @@ mod tests {
         assert_invalid("[limits]\nmax_path_uris = 1", "limits.max_path_uris");
         assert_invalid("[auth]\nmax_failures = 0", "auth.max_failures");
         assert_invalid("[auth]\nnonce_ttl_secs = 0", "auth.nonce_ttl_secs");
+        assert_invalid("[relay]\nworker_threads = 1025", "relay.worker_threads");
+        let s = Settings::from_toml_str("[relay]\nworker_threads = 1").unwrap();
+        assert_eq!(s.relay.worker_threads, 1);
+        assert_eq!(Settings::defaults().relay.worker_threads, 0);
     }
 
     #[test]

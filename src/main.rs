@@ -123,10 +123,12 @@ fn check_referenced_files(settings: &Settings) -> anyhow::Result<Option<usize>> 
 
 /// Runs the relay until SIGTERM or SIGINT.
 fn serve(settings: Settings, config_path: Option<PathBuf>) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    // 0 keeps tokio's default: one worker per core (or TOKIO_WORKER_THREADS).
+    if settings.relay.worker_threads > 0 {
+        builder.worker_threads(settings.relay.worker_threads);
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("msrp-relay: cannot start the runtime: {e}");

@@ -249,6 +249,19 @@ fn configuration_errors_exit_2_naming_the_key() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("auth.expires_min"), "{stderr}");
+
+    // An absurd thread count: serve refuses to start, naming the key.
+    let threads = write(
+        dir.path(),
+        "threads.toml",
+        "[relay]\nworker_threads = 5000\n",
+    );
+    let mut cmd = relay_command();
+    cmd.args(["serve", "--config", &threads]);
+    let out = run(cmd, T);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("relay.worker_threads"), "{stderr}");
 }
 
 #[test]
@@ -305,7 +318,9 @@ async fn relay_from_a_config_file_logs_its_address_and_accepts_auth() {
         dir.path(),
         "relay.toml",
         &format!(
-            "[relay]\nhostname = \"relay.example.com\"\n\n[[listen]]\ntransport = \"tcp\"\naddress = \"127.0.0.1:0\"\n\n[auth]\nusers_file = \"{users}\"\nallow_insecure_tcp = true\n\n[admin]\naddress = \"127.0.0.1:0\"\n"
+            // One worker thread: the relay also runs (AUTH and all) on a single-threaded
+            // pool when an operator asks for it.
+            "[relay]\nhostname = \"relay.example.com\"\nworker_threads = 1\n\n[[listen]]\ntransport = \"tcp\"\naddress = \"127.0.0.1:0\"\n\n[auth]\nusers_file = \"{users}\"\nallow_insecure_tcp = true\n\n[admin]\naddress = \"127.0.0.1:0\"\n"
         ),
     );
 
