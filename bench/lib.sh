@@ -5,7 +5,8 @@
 #   kernel, AUTH allowed over TCP: a lab setup), a TLS listener on 127.0.0.2 with the self-signed
 #   certificate the relay makes at start, a users file made with hash-password, and the admin
 #   listener on 127.0.0.1:0. Sets RELAY_PID, RELAY_PORT, RELAY_ARGS (msrp-bench arguments for
-#   TCP), RELAY_TLS_ARGS (the same over TLS) and exports MSRP_BENCH_PASSWORD. The relay's log
+#   TCP), RELAY_TLS_ARGS (the same over TLS) and exports MSRP_BENCH_PASSWORD.
+#   RELAY_WORKERS (default 0: one per core) sets relay.worker_threads. The relay's log
 #   is WORK_DIR/relay.log.
 # stop_relay
 #   SIGTERM to RELAY_PID, then waits (at most 10 s).
@@ -23,6 +24,7 @@ start_relay() {
   cat >"$work/relay.toml" <<EOF
 [relay]
 hostname = "$BENCH_REALM"
+worker_threads = ${RELAY_WORKERS:-0}
 
 [[listen]]
 transport = "tcp"

@@ -19,6 +19,7 @@
 #   KAMAILIO [auto]     1: required, 0: skipped, auto: used when installed or installable
 #   KAM_DIR [../shared/peers/kamailio]   its start.sh and stop.sh
 #   OUT [bench/out]     where results.jsonl and table.md go
+#   RELAY_WORKERS [0]   relay.worker_threads of our relay (0: one per core)
 #   CARGO_TARGET_DIR [target]
 set -euo pipefail
 cd "$(dirname "$0")/.."
