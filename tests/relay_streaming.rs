@@ -250,6 +250,49 @@ async fn an_8_mib_chunk_is_rechunked_and_a_report_overtakes_it() {
     nothing_arrives(&mut bob, "Bob").await;
 }
 
+/// The reader keeps its transaction timer set past an answered transaction; the next
+/// unanswered one must still time out on its own deadline (RFC 4976 §6.4.1).
+#[tokio::test]
+async fn timeout_after_an_answered_transaction_still_reports_408() {
+    let relay = TestRelay::start_with(|s| s.limits.transaction_timeout_secs = 1).await;
+    let (mut alice, mut bob, to, alice_uri) = alice_and_bob(&relay).await;
+    let from = std::slice::from_ref(&alice_uri);
+
+    // First message: Bob answers, Alice gets her 200 and nothing else.
+    alice
+        .send(&to, from, &SendOptions::default(), b"one")
+        .await
+        .unwrap();
+    let ok = alice.read_message(T).await.unwrap();
+    assert_eq!(ok.head.response_code(), Some(200));
+    let m = bob.read_message(T).await.unwrap();
+    bob.respond(&m.head, 200, "OK").await.unwrap();
+
+    // Second message, 600 ms later: Bob stays silent.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let opts = SendOptions {
+        message_id: "second",
+        ..SendOptions::default()
+    };
+    alice.send(&to, from, &opts, b"two").await.unwrap();
+    let ok = alice.read_message(T).await.unwrap();
+    assert_eq!(ok.head.response_code(), Some(200));
+    let m = bob.read_message(T).await.unwrap();
+    let written = Instant::now();
+    assert_eq!(m.body_str(), "two");
+
+    let r = alice.read_message(T).await.unwrap();
+    let after = written.elapsed();
+    assert_eq!(r.head.method(), Some(&Method::Report), "{:?}", r.head);
+    assert_eq!(r.head.message_id(), Some(&b"second"[..]));
+    assert_eq!(r.head.status().map(|s| s.code), Some(408));
+    assert!(
+        after >= Duration::from_millis(800) && after <= Duration::from_millis(2500),
+        "REPORT after {after:?}, expected about 1 s after the write"
+    );
+    nothing_arrives(&mut alice, "Alice").await;
+}
+
 #[tokio::test]
 async fn t12_silent_next_hop_gives_report_408() {
     let relay = TestRelay::start_with(|s| s.limits.transaction_timeout_secs = 1).await;

@@ -621,11 +621,12 @@ impl Reader {
         tokio::pin!(drain);
         let probation_timer = tokio::time::sleep_until(probation);
         tokio::pin!(probation_timer);
-        // One timer for the earliest transaction deadline, re-armed only when that changes
-        // (a timer registration takes the runtime's timer lock).
+        // One timer for the earliest transaction deadline, set only when there is none or the
+        // earliest deadline is before it (a timer registration takes the runtime's timer
+        // lock, and waking this task to set it costs more): see `Transactions::arm`.
         let txn_timer = tokio::time::sleep_until(probation);
         tokio::pin!(txn_timer);
-        let mut armed: Option<Instant> = None;
+        let mut armed = false;
         let stop = loop {
             // Graceful shutdown: close between messages, once nothing is outstanding.
             if draining
@@ -635,12 +636,9 @@ impl Reader {
             {
                 break Stop::Close("shutting down");
             }
-            let next_timer = handle.transactions().next_deadline().map(Instant::from_std);
-            if next_timer != armed {
-                if let Some(at) = next_timer {
-                    txn_timer.as_mut().reset(at);
-                }
-                armed = next_timer;
+            if let Some(at) = handle.transactions().arm() {
+                txn_timer.as_mut().reset(Instant::from_std(at));
+                armed = true;
             }
             let on_probation = !self.trusted();
             let result = tokio::select! {
@@ -649,9 +647,10 @@ impl Reader {
                 _ = &mut probation_timer, if on_probation => {
                     Err(Stop::Close("no successful request during probation (RFC 4976 §6.1)"))
                 }
-                _ = &mut txn_timer, if armed.is_some() => {
+                _ = &mut txn_timer, if armed => {
                     // Fired: whatever deadline comes next must be armed again.
-                    armed = None;
+                    armed = false;
+                    handle.transactions().timer_fired();
                     self.expire_transactions().await;
                     Ok(())
                 }

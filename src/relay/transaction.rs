@@ -69,6 +69,11 @@ pub struct Transactions {
     // Keys are our own random tids: a fast seeded hasher is enough (no SipHash needed).
     entries: HashMap<TransactionId, Entry, foldhash::fast::RandomState>,
     deadlines: VecDeque<(Instant, TransactionId)>,
+    /// The instant the connection reader's timer is set for, if it is set. The reader keeps
+    /// its timer even when the transaction it was set for completes (a stale timer firing
+    /// costs one look at the queue), so that a writer only has to wake the reader when no
+    /// timer is set at all: not once per message.
+    timer: Option<Instant>,
 }
 
 impl Transactions {
@@ -87,17 +92,34 @@ impl Transactions {
         self.entries.contains_key(tid)
     }
 
-    /// The request went out completely at `deadline - timeout`. Returns true when this is the
-    /// earliest deadline (the reader must re-arm its timer).
+    /// The request went out completely at `deadline - timeout`. Returns true when the reader
+    /// must be woken to set its timer (it has none, or one past this deadline).
     pub fn written(&mut self, tid: &TransactionId, deadline: Instant) -> bool {
         match self.entries.get_mut(tid) {
             Some(e) => {
                 e.deadline = Some(deadline);
                 self.deadlines.push_back((deadline, *tid));
-                self.deadlines.len() == 1
+                // Deadlines arrive in order, unless a reload shortened the timeout.
+                self.timer.is_none_or(|t| deadline < t)
             }
             None => false,
         }
+    }
+
+    /// For the reader: the instant to set its timer to, when it must be set (no timer, or
+    /// one later than the earliest deadline).
+    pub fn arm(&mut self) -> Option<Instant> {
+        let next = self.next_deadline()?;
+        if self.timer.is_some_and(|t| t <= next) {
+            return None;
+        }
+        self.timer = Some(next);
+        Some(next)
+    }
+
+    /// For the reader: its timer fired.
+    pub fn timer_fired(&mut self) {
+        self.timer = None;
     }
 
     /// A response arrived: the transaction is over.
@@ -105,7 +127,7 @@ impl Transactions {
         self.entries.remove(tid).map(|e| e.pending)
     }
 
-    pub fn next_deadline(&mut self) -> Option<Instant> {
+    fn next_deadline(&mut self) -> Option<Instant> {
         // Skip deadlines whose transaction already completed.
         while let Some((at, tid)) = self.deadlines.front() {
             match self.entries.get(tid) {
