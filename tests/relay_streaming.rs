@@ -250,6 +250,51 @@ async fn an_8_mib_chunk_is_rechunked_and_a_report_overtakes_it() {
     nothing_arrives(&mut bob, "Bob").await;
 }
 
+/// A receiver that stops reading fills its socket and then its write queue; after the stall
+/// limit (the transaction timeout) the relay closes it as stuck, and the sender learns that
+/// the rest of its message went nowhere: REPORTs for what was written, 481 for the SEND.
+#[tokio::test]
+async fn a_receiver_that_stops_reading_is_closed_and_the_sender_told() {
+    let relay = TestRelay::start_with(|s| {
+        s.limits.write_queue_frames = 2;
+        s.limits.transaction_timeout_secs = 1;
+    })
+    .await;
+    let (mut alice, mut bob, to, alice_uri) = alice_and_bob(&relay).await;
+    // Far more than loopback socket buffers and the queue hold.
+    let body = vec![b'x'; 32 << 20];
+    let tid = alice
+        .send(
+            &to,
+            std::slice::from_ref(&alice_uri),
+            &SendOptions::default(),
+            &body,
+        )
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut reports = 0;
+    let status = loop {
+        assert!(Instant::now() < deadline, "no response to the SEND");
+        let m = alice.read_message(Duration::from_secs(20)).await.unwrap();
+        match m.head.method() {
+            Some(Method::Report) => {
+                let code = m.head.status().map(|s| s.code);
+                assert!(matches!(code, Some(408 | 481)), "{:?}", m.head);
+                reports += 1;
+            }
+            None if m.head.tid() == &tid => break m.head.response_code(),
+            _ => panic!("unexpected {:?}", m.head),
+        }
+    };
+    assert_eq!(status, Some(481), "after {reports} REPORTs");
+    assert!(reports > 0, "the pieces Bob's socket took are reported");
+    assert!(
+        bob.closed_within(Duration::from_secs(20)).await,
+        "the stuck receiver is closed"
+    );
+}
+
 /// The reader keeps its transaction timer set past an answered transaction; the next
 /// unanswered one must still time out on its own deadline (RFC 4976 §6.4.1).
 #[tokio::test]

@@ -5,14 +5,10 @@
 //! hop as bounded pieces, answers hop-by-hop, and matches responses to the transactions the
 //! relay started on this connection.
 //!
-//! The writer owns the write half and drains two bounded queues of whole frames with
-//! vectored writes: control (responses, REPORTs and other small requests) before data (SEND
-//! pieces), so that responses and REPORTs get in between the pieces of a long transfer
-//! (RFC 4975 §7.1.1). Writers never wait on anything but their own socket, so two readers
-//! pushing into each other's queues cannot deadlock; a full queue makes the producing reader
-//! wait, and TCP pushes back on its sender.
+//! What leaves a connection goes through its outbox (`outbox.rs`): written directly by the
+//! producer when the socket is free, queued for the connection's writer task otherwise.
 
-use std::io::{self, IoSlice};
+use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -25,49 +21,21 @@ use msrp_proto::encoder::{write_end_line, write_forward_head};
 use msrp_proto::{
     ByteRange, DecodeError, Decoder, Event, FailureReport, Flag, Head, Method, Scheme, Status,
 };
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, ReadBuf};
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_rustls::TlsStream;
 use tokio_util::sync::CancellationToken;
 
 use super::auth::{self, AuthOutcome, AuthState};
 use super::forward::{self, Decision};
+pub use super::outbox::Frame;
+use super::outbox::{self, Class, Outbox, Staged, WriteHalf};
 use super::report;
 use super::transaction::{fresh_tid_for, Pending, ReportTarget, Transactions};
 use super::Shared;
-
-/// A whole MSRP message ready for the wire: written as `head, body..., end` in one vectored
-/// write, so a body is never copied.
-pub struct Frame {
-    pub head: Bytes,
-    pub body: Vec<Bytes>,
-    pub end: Bytes,
-    /// The transaction whose timer starts when this frame's last byte is written.
-    pub track: Option<msrp_proto::TransactionId>,
-}
-
-impl Frame {
-    /// A frame already encoded in one buffer.
-    pub fn whole(bytes: Bytes) -> Frame {
-        Frame {
-            head: bytes,
-            body: Vec::new(),
-            end: Bytes::new(),
-            track: None,
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.head.len() + self.body.iter().map(Bytes::len).sum::<usize>() + self.end.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
 
 /// What the local end of a connection is: the scheme and port that our URIs on it carry.
 #[derive(Debug, Clone, Copy)]
@@ -111,11 +79,9 @@ pub struct ConnHandle {
     peer_cert: Option<rustls_pki_types::CertificateDer<'static>>,
     last_active: AtomicU64,
     /// Frames queued toward writers, all connections together (a metric).
-    queued: prometheus_client::metrics::gauge::Gauge,
-    // Boxed so that a queue's slots cost a pointer each: an idle connection then holds a
-    // few hundred bytes of queue instead of kilobytes.
-    ctrl: mpsc::Sender<Box<Frame>>,
-    data: mpsc::Sender<Box<Frame>>,
+    pub(super) queued: prometheus_client::metrics::gauge::Gauge,
+    /// Frames toward the socket, and who may write them.
+    pub(super) out: Outbox,
     // Cancellation tokens lock a mutex on every check and every poll; the relay-wide ones
     // would be shared by every connection on every loop turn. So each connection has its own
     // nodes in the token tree (`hard_stop` a child of the relay's shutdown, `closed` a child
@@ -126,10 +92,12 @@ pub struct ConnHandle {
     hard_stop: CancellationToken,
     draining: CancellationToken,
     txns: Mutex<Transactions>,
-    txn_wake: Notify,
+    pub(super) txn_wake: Notify,
     tokens: Mutex<Vec<String>>,
     /// How long a queue may stay full before the connection is considered stuck.
-    stall: Duration,
+    pub(super) stall: Duration,
+    /// How long a request written here waits for its response (RFC 4976 §6.4.1).
+    pub(super) txn_timeout: Duration,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -167,7 +135,7 @@ impl ConnHandle {
         cert.verify_is_valid_for_subject_name(&name).is_ok()
     }
 
-    fn touch(&self) {
+    pub(super) fn touch(&self) {
         self.last_active.store(now_ms(), Ordering::Relaxed);
     }
 
@@ -180,56 +148,16 @@ impl ConnHandle {
         &self.closed
     }
 
+    pub(super) fn hard_stop(&self) -> &CancellationToken {
+        &self.hard_stop
+    }
+
     pub(super) fn own_token(&self, token: &str) {
         lock(&self.tokens).push(token.to_owned());
     }
 
     pub fn transactions(&self) -> MutexGuard<'_, Transactions> {
         lock(&self.txns)
-    }
-
-    async fn send(&self, queue: &mpsc::Sender<Box<Frame>>, frame: Frame) -> Result<(), Closed> {
-        let frame = Box::new(frame);
-        if self.is_closed() {
-            return Err(Closed);
-        }
-        // The common case, a queue with room, costs no timer.
-        let frame = match queue.try_send(frame) {
-            Ok(()) => {
-                self.queued.inc();
-                return Ok(());
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => return Err(Closed),
-            Err(mpsc::error::TrySendError::Full(frame)) => frame,
-        };
-        // A full queue: wait for room, but not past the target closing (a hard shutdown, or
-        // the connection failing) nor past the stall limit.
-        let sent = tokio::select! {
-            r = tokio::time::timeout(self.stall, queue.send(frame)) => r,
-            _ = self.closed.cancelled() => return Err(Closed),
-        };
-        match sent {
-            Ok(Ok(())) => {
-                self.queued.inc();
-                Ok(())
-            }
-            Ok(Err(_)) => Err(Closed),
-            Err(_) => {
-                tracing::warn!(peer = %self.peer, conn = self.id, "write queue full for {:?}; closing the stuck connection", self.stall);
-                self.close();
-                Err(Closed)
-            }
-        }
-    }
-
-    /// Queue a response, REPORT or other small request (served before data).
-    pub async fn send_ctrl(&self, frame: Frame) -> Result<(), Closed> {
-        self.send(&self.ctrl, frame).await
-    }
-
-    /// Queue a SEND piece.
-    pub async fn send_data(&self, frame: Frame) -> Result<(), Closed> {
-        self.send(&self.data, frame).await
     }
 }
 
@@ -244,17 +172,12 @@ enum ReadHalf {
     Tls(tokio::io::ReadHalf<TlsStream<TcpStream>>),
 }
 
-enum WriteHalf {
-    Tcp(OwnedWriteHalf),
-    Tls(tokio::io::WriteHalf<TlsStream<TcpStream>>),
-}
-
 impl Stream {
     fn split(self) -> (ReadHalf, WriteHalf) {
         match self {
             Stream::Tcp(s) => {
                 let (r, w) = s.into_split();
-                (ReadHalf::Tcp(r), WriteHalf::Tcp(w))
+                (ReadHalf::Tcp(r), WriteHalf::Tcp(Arc::new(w)))
             }
             Stream::Tls(s) => {
                 let (r, w) = tokio::io::split(*s);
@@ -288,44 +211,6 @@ impl AsyncRead for ReadHalf {
     }
 }
 
-impl AsyncWrite for WriteHalf {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            WriteHalf::Tcp(w) => Pin::new(w).poll_write(cx, buf),
-            WriteHalf::Tls(w) => Pin::new(w).poll_write(cx, buf),
-        }
-    }
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            WriteHalf::Tcp(w) => Pin::new(w).poll_write_vectored(cx, bufs),
-            WriteHalf::Tls(w) => Pin::new(w).poll_write_vectored(cx, bufs),
-        }
-    }
-    fn is_write_vectored(&self) -> bool {
-        true
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            WriteHalf::Tcp(w) => Pin::new(w).poll_flush(cx),
-            WriteHalf::Tls(w) => Pin::new(w).poll_flush(cx),
-        }
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            WriteHalf::Tcp(w) => Pin::new(w).poll_shutdown(cx),
-            WriteHalf::Tls(w) => Pin::new(w).poll_shutdown(cx),
-        }
-    }
-}
-
 /// What a connection holds for as long as it lives: its slot in `limits.max_connections`
 /// and its count in the open-connections gauge.
 pub struct ConnGuard {
@@ -352,12 +237,8 @@ impl Drop for ConnGuard {
     }
 }
 
-/// Frames written per vectored write at most.
-const MAX_BATCH: usize = 64;
 /// Capacity of the control queue (responses and REPORTs are small).
 const CTRL_QUEUE: usize = 1024;
-/// How long a closing connection may spend writing what was already queued.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// First read buffer of a connection; it doubles while reads fill it.
 const MIN_READ: usize = 4096;
 
@@ -372,10 +253,12 @@ pub fn spawn(
     shared: Arc<Shared>,
 ) -> Arc<ConnHandle> {
     let settings = shared.settings();
-    let (ctrl_tx, ctrl_rx) = mpsc::channel(CTRL_QUEUE);
-    let (data_tx, data_rx) = mpsc::channel(settings.limits.write_queue_frames.max(1));
-    let stall = settings.limits.transaction_timeout();
     let hard_stop = shared.shutdown.child_token();
+    let (rd, wr) = stream.split();
+    let direct = match &wr {
+        WriteHalf::Tcp(s) => Some(s.clone()),
+        WriteHalf::Tls(_) => None,
+    };
     let handle = Arc::new(ConnHandle {
         id: shared.next_conn_id(),
         peer,
@@ -384,8 +267,7 @@ pub fn spawn(
         peer_cert,
         last_active: AtomicU64::new(now_ms()),
         queued: shared.metrics.queued_frames.clone(),
-        ctrl: ctrl_tx,
-        data: data_tx,
+        out: Outbox::new(CTRL_QUEUE, settings.limits.write_queue_frames, direct),
         closed: hard_stop.child_token(),
         closed_flag: AtomicBool::new(false),
         hard_stop,
@@ -393,16 +275,10 @@ pub fn spawn(
         txns: Mutex::new(Transactions::default()),
         txn_wake: Notify::new(),
         tokens: Mutex::new(Vec::new()),
-        stall,
+        stall: settings.limits.transaction_timeout(),
+        txn_timeout: settings.limits.transaction_timeout(),
     });
-    let (rd, wr) = stream.split();
-    let writer = shared.tasks.spawn(write_loop(
-        wr,
-        ctrl_rx,
-        data_rx,
-        handle.clone(),
-        settings.limits.transaction_timeout(),
-    ));
+    let writer = shared.tasks.spawn(outbox::write_loop(handle.clone(), wr));
     let reader = Reader {
         handle: handle.clone(),
         decoder: Decoder::new(shared.decoder_limits()),
@@ -412,6 +288,7 @@ pub fn spawn(
         buf: BytesMut::new(),
         read_size: MIN_READ,
         current: Current::Idle,
+        staged: Staged::default(),
         auth: AuthState::default(),
         _guard: guard,
         // We opened it: no probation (RFC 4976 §6.1 is about connections made to us).
@@ -421,128 +298,6 @@ pub fn spawn(
     shared.tasks.spawn(reader.run(writer));
     tracing::debug!(peer = %peer, conn = handle.id, "connection open");
     handle
-}
-
-async fn write_loop(
-    mut wr: WriteHalf,
-    mut ctrl: mpsc::Receiver<Box<Frame>>,
-    mut data: mpsc::Receiver<Box<Frame>>,
-    handle: Arc<ConnHandle>,
-    txn_timeout: Duration,
-) {
-    // Grows with the traffic; an idle connection never allocates it.
-    let mut batch: Vec<Box<Frame>> = Vec::new();
-    let closed = handle.closed.cancelled();
-    tokio::pin!(closed);
-    let hard_stop = handle.hard_stop.cancelled();
-    tokio::pin!(hard_stop);
-    loop {
-        let first = tokio::select! {
-            biased;
-            _ = &mut closed => None,
-            f = ctrl.recv() => f,
-            f = data.recv() => f,
-        };
-        let Some(first) = first else { break };
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            if let Ok(f) = ctrl.try_recv() {
-                batch.push(f);
-            } else if let Ok(f) = data.try_recv() {
-                batch.push(f);
-            } else {
-                break;
-            }
-        }
-        // Whole frames only, except at a hard shutdown, which abandons a stuck write.
-        let written = tokio::select! {
-            r = write_batch(&mut wr, &batch, handle.stall) => r,
-            _ = &mut hard_stop => {
-                handle.close();
-                return;
-            }
-        };
-        if let Err(e) = written {
-            tracing::debug!(peer = %handle.peer, conn = handle.id, error = %e, "write failed");
-            break;
-        }
-        handle.touch();
-        handle.queued.dec_by(batch.len() as i64);
-        // The timers of the requests just written start now (RFC 4976 §6.4.1).
-        let deadline = Instant::now().into_std() + txn_timeout;
-        let mut wake = false;
-        {
-            let mut txns = handle.transactions();
-            for f in &batch {
-                if let Some(tid) = &f.track {
-                    wake |= txns.written(tid, deadline);
-                }
-            }
-        }
-        if wake {
-            handle.txn_wake.notify_one();
-        }
-        batch.clear();
-        if ctrl.is_empty() && data.is_empty() {
-            if let Err(e) = wr.flush().await {
-                tracing::debug!(peer = %handle.peer, conn = handle.id, error = %e, "flush failed");
-                break;
-            }
-        }
-    }
-    handle.close();
-    if handle.hard_stop.is_cancelled() {
-        return;
-    }
-    // Whatever was queued before the close (a last response, a 403 before closing) still
-    // goes out, within a bounded time.
-    let drain = async {
-        let mut rest: Vec<Box<Frame>> = Vec::new();
-        while let Ok(f) = ctrl.try_recv() {
-            rest.push(f);
-        }
-        while let Ok(f) = data.try_recv() {
-            rest.push(f);
-        }
-        for batch in rest.chunks(MAX_BATCH) {
-            if write_batch(&mut wr, batch, DRAIN_TIMEOUT).await.is_err() {
-                return;
-            }
-        }
-        let _ = wr.shutdown().await;
-    };
-    let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain).await;
-}
-
-async fn write_batch(wr: &mut WriteHalf, batch: &[Box<Frame>], stall: Duration) -> io::Result<()> {
-    let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(batch.len() * 3);
-    for f in batch {
-        for part in std::iter::once(&f.head)
-            .chain(&f.body)
-            .chain(std::iter::once(&f.end))
-        {
-            if !part.is_empty() {
-                slices.push(IoSlice::new(part));
-            }
-        }
-    }
-    let mut rest = &mut slices[..];
-    while !rest.is_empty() {
-        let n = match tokio::time::timeout(stall, wr.write_vectored(rest)).await {
-            Ok(r) => r?,
-            Err(_) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "peer stopped reading",
-                ))
-            }
-        };
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        IoSlice::advance_slices(&mut rest, n);
-    }
-    Ok(())
 }
 
 /// A request being forwarded: its head, where it goes, and the piece being gathered.
@@ -586,6 +341,8 @@ struct Reader {
     buf: BytesMut,
     read_size: usize,
     current: Current,
+    /// What acting on the current read produced, delivered once the read is processed.
+    staged: Staged,
     auth: AuthState,
     /// A request succeeded on this connection: probation is over (RFC 4976 §6.1).
     trusted: bool,
@@ -651,7 +408,8 @@ impl Reader {
                     // Fired: whatever deadline comes next must be armed again.
                     armed = false;
                     handle.transactions().timer_fired();
-                    self.expire_transactions().await;
+                    self.expire_transactions();
+                    self.deliver_staged().await;
                     Ok(())
                 }
                 _ = handle.txn_wake.notified() => Ok(()),
@@ -663,7 +421,11 @@ impl Reader {
                     Ok(0) => Err(Stop::Eof),
                     Ok(_) => {
                         handle.touch();
-                        self.process().await
+                        let r = self.process().await;
+                        // Also when the connection is about to close: a last response (a
+                        // 403 before closing) still goes out.
+                        self.deliver_staged().await;
+                        r
                     }
                     Err(e) => {
                         tracing::debug!(peer = %handle.peer, conn = handle.id, error = %e, "read failed");
@@ -746,7 +508,7 @@ impl Reader {
                         &context.to_path[0],
                         |_| {},
                     );
-                    let _ = self.handle.send_ctrl(frame).await;
+                    self.staged.push(&self.handle, Class::Ctrl, frame);
                 }
                 self.shared.metrics.rejection("malformed");
                 self.refused()
@@ -772,7 +534,7 @@ impl Reader {
         Ok(())
     }
 
-    async fn respond(&self, head: &Head, status: Status) {
+    fn respond(&mut self, head: &Head, status: Status) {
         self.shared.metrics.response(status.code());
         let frame = report::response(
             head.tid(),
@@ -782,7 +544,7 @@ impl Reader {
             &head.to_path()[0],
             |_| {},
         );
-        let _ = self.handle.send_ctrl(frame).await;
+        self.staged.push(&self.handle, Class::Ctrl, frame);
     }
 
     async fn on_head(&mut self, head: Head) -> Result<(), Stop> {
@@ -804,7 +566,7 @@ impl Reader {
                     auth::handle(&head, &self.handle, &mut self.auth, &self.shared);
                 self.shared.metrics.auth(outcome.as_str());
                 self.shared.metrics.response(outcome.status().code());
-                let _ = self.handle.send_ctrl(frame).await;
+                self.staged.push(&self.handle, Class::Ctrl, frame);
                 match outcome {
                     AuthOutcome::Accepted => self.trust(),
                     AuthOutcome::Refused if !self.handle.local.secure => {
@@ -835,7 +597,7 @@ impl Reader {
                 });
                 tracing::warn!(peer = %self.handle.peer, conn = self.handle.id, tid = %head.tid(), method = %head.method().map(Method::as_str).unwrap_or(""), status = status.code(), "request refused: {rule}");
                 if forward::may_respond(head.method(), head.failure_report()) {
-                    self.respond(&head, status).await;
+                    self.respond(&head, status);
                 }
                 if close {
                     return Err(Stop::Close(rule));
@@ -847,6 +609,8 @@ impl Reader {
                 let target = match via {
                     Some(c) if !c.is_closed() => Ok(c),
                     _ => {
+                        // What earlier messages of this read produced does not wait for a dial.
+                        self.deliver_staged().await;
                         self.shared
                             .outbound
                             .connect(&next, is_auth, &self.shared)
@@ -865,7 +629,7 @@ impl Reader {
                         tracing::warn!(peer = %self.handle.peer, conn = self.handle.id, next = %next, error = %e, "next hop unreachable");
                         self.shared.metrics.rejection("next_hop_unreachable");
                         if forward::may_respond(head.method(), head.failure_report()) {
-                            self.respond(&head, Status::NO_SESSION).await;
+                            self.respond(&head, Status::NO_SESSION);
                         }
                         Ok(())
                     }
@@ -890,7 +654,7 @@ impl Reader {
             tracing::warn!(peer = %self.handle.peer, conn = self.handle.id, tid = %head.tid(), "SEND refused: message larger than limits.max_message_size ({max})");
             self.shared.metrics.rejection("too_large");
             if head.failure_report() != FailureReport::No {
-                self.respond(&head, Status::TOO_LARGE).await;
+                self.respond(&head, Status::TOO_LARGE);
             }
             return;
         }
@@ -952,14 +716,14 @@ impl Reader {
                 let part = piece.split_to(chunk_size - fwd.acc_len);
                 fwd.acc_len += part.len();
                 fwd.acc.push(part);
-                flush(&self.shared, fwd, Flag::More).await;
+                flush(&self.shared, &mut self.staged, fwd, Flag::More);
                 fwd.acc_delim = delim;
             }
             if over {
                 fwd.acc_len += piece.len();
                 fwd.acc.push(piece);
                 if fwd.failed.is_none() {
-                    flush(&self.shared, fwd, Flag::Abort).await;
+                    flush(&self.shared, &mut self.staged, fwd, Flag::Abort);
                 }
                 fwd.failed = Some(Status::TOO_LARGE);
                 return;
@@ -975,7 +739,7 @@ impl Reader {
             return Ok(());
         };
         if fwd.failed.is_none() {
-            flush(&self.shared, &mut fwd, flag).await;
+            flush(&self.shared, &mut self.staged, &mut fwd, flag);
         }
         // Hop-by-hop response to SEND (RFC 4976 §6.4.1; RFC 4975 §7.1.4): 200 for `yes`, an
         // error for `yes` or `partial` when forwarding failed, nothing for `no`.
@@ -986,7 +750,7 @@ impl Reader {
                 _ => None,
             };
             if let Some(status) = answer {
-                self.respond(&fwd.head, status).await;
+                self.respond(&fwd.head, status);
             }
         }
         Ok(())
@@ -1010,7 +774,14 @@ impl Reader {
                         _ => &[],
                     })
                     .unwrap_or("");
-                    send_report(&self.shared, &report, range, Status(code), comment).await;
+                    send_report(
+                        &self.shared,
+                        &mut self.staged,
+                        &report,
+                        range,
+                        Status(code),
+                        comment,
+                    );
                 }
             }
             Pending::Auth { back, tid } => {
@@ -1023,16 +794,43 @@ impl Reader {
                 let mut buf = BytesMut::with_capacity(head.raw().len() + 64);
                 write_forward_head(&mut buf, head, &tid, 1, None);
                 write_end_line(&mut buf, &tid, Flag::Complete, false);
-                if back.send_ctrl(Frame::whole(buf.freeze())).await.is_err() {
-                    // The client is gone: dropped silently (RFC 4976 §6.4.3).
-                    tracing::info!(peer = %back.peer, conn = back.id, "AUTH response dropped: the client's connection is gone");
+                // If the client is gone, it is dropped (RFC 4976 §6.4.3), with a log line.
+                self.staged
+                    .push(&back, Class::Ctrl, Frame::whole(buf.freeze()));
+            }
+        }
+    }
+
+    /// Deliver what acting on the last read produced. Frames for a connection that is gone
+    /// are dropped with a log line; a SEND piece among them was forwarded and is now lost, so
+    /// its sender gets a REPORT (RFC 4976 §6.4.1), as it would for a piece lost in the queue.
+    async fn deliver_staged(&mut self) {
+        // Reports about lost pieces are staged in turn; they are delivered in the second round.
+        for _ in 0..2 {
+            if self.staged.is_empty() {
+                return;
+            }
+            for (conn, frames) in self.staged.deliver().await {
+                tracing::info!(peer = %conn.peer, conn = conn.id, frames = frames.len(), "frames dropped: the connection is gone");
+                for tid in frames.iter().filter_map(|f| f.track.as_ref()) {
+                    let pending = conn.transactions().complete(tid);
+                    if let Some(Pending::Send { report, range }) = pending {
+                        send_report(
+                            &self.shared,
+                            &mut self.staged,
+                            &report,
+                            range,
+                            Status::NO_SESSION,
+                            "next hop connection is gone",
+                        );
+                    }
                 }
             }
         }
     }
 
     /// Transactions whose 30 s ran out without a response: REPORT 408 (RFC 4976 §6.4.1).
-    async fn expire_transactions(&mut self) {
+    fn expire_transactions(&mut self) {
         let expired = self
             .handle
             .transactions()
@@ -1044,12 +842,12 @@ impl Reader {
             tracing::info!(peer = %self.handle.peer, conn = self.handle.id, "next hop did not answer in time; REPORT 408 to the sender");
             send_report(
                 &self.shared,
+                &mut self.staged,
                 &report,
                 range,
                 Status::TIMEOUT,
                 "no response from the next hop",
-            )
-            .await;
+            );
         }
     }
 
@@ -1069,7 +867,7 @@ impl Reader {
         if let Current::Forward(mut fwd) = std::mem::replace(&mut self.current, Current::Idle) {
             if fwd.failed.is_none() && (fwd.pieces > 0 || fwd.acc_len > 0) {
                 fwd.report = None;
-                flush(&self.shared, &mut fwd, Flag::Abort).await;
+                flush(&self.shared, &mut self.staged, &mut fwd, Flag::Abort);
             }
         }
         // Every request still outstanding on this connection failed: tell the senders
@@ -1084,19 +882,21 @@ impl Reader {
             };
             send_report(
                 &self.shared,
+                &mut self.staged,
                 &report,
                 range,
                 Status::TIMEOUT,
                 "next hop connection closed",
-            )
-            .await;
+            );
         }
+        self.deliver_staged().await;
         tracing::debug!(peer = %self.handle.peer, conn = self.handle.id, "connection closed");
     }
 }
 
-async fn send_report(
+fn send_report(
     shared: &Shared,
+    staged: &mut Staged,
     target: &ReportTarget,
     range: ByteRange,
     status: Status,
@@ -1104,18 +904,22 @@ async fn send_report(
 ) {
     shared.metrics.report(status.code());
     if let Some(frame) = report::failure_report(target, range, status, comment) {
-        if target.conn.send_ctrl(frame).await.is_err() {
-            tracing::info!(peer = %target.conn.peer, conn = target.conn.id, status = status.code(), "REPORT dropped: the sender's connection is gone");
-        }
+        staged.push(&target.conn, Class::Ctrl, frame);
     }
 }
 
 /// Send the gathered piece to the next hop with `flag`: a fresh tid that does not occur in
 /// the body (RFC 4976 §6.4; searched for only when the decoder saw a delimiter in it), the head rewritten (RFC 4976 §6.4.1), and the Byte-Range of the
 /// piece when the chunk leaves in more than one piece.
-async fn flush(shared: &Shared, fwd: &mut Forwarding, flag: Flag) {
+/// The frame is staged: it leaves once the current read is processed.
+fn flush(shared: &Shared, staged: &mut Staged, fwd: &mut Forwarding, flag: Flag) {
     let body = std::mem::take(&mut fwd.acc);
     let len = std::mem::take(&mut fwd.acc_len) as u64;
+    if fwd.target.is_closed() {
+        tracing::info!(peer = %fwd.target.peer, conn = fwd.target.id, "next hop connection is gone");
+        fwd.failed = Some(Status::NO_SESSION);
+        return;
+    }
     let whole = fwd.pieces == 0 && flag != Flag::More;
     let delim = std::mem::take(&mut fwd.acc_delim);
     let tid = fresh_tid_for(&body, delim, |t| fwd.target.transactions().contains(t));
@@ -1164,22 +968,14 @@ async fn flush(shared: &Shared, fwd: &mut Forwarding, flag: Flag) {
         end,
         track,
     };
-    let sent = if fwd.is_send {
-        fwd.target.send_data(frame).await
+    let class = if fwd.is_send {
+        Class::Data
     } else {
-        fwd.target.send_ctrl(frame).await
+        Class::Ctrl
     };
-    if sent.is_ok() {
-        if let Some(method) = fwd.head.method() {
-            shared.metrics.forwarded(method, len);
-        }
-    }
-    if sent.is_err() {
-        tracing::info!(peer = %fwd.target.peer, conn = fwd.target.id, "next hop connection is gone");
-        if let Some(tid) = track {
-            fwd.target.transactions().complete(&tid);
-        }
-        fwd.failed = Some(Status::NO_SESSION);
+    staged.push(&fwd.target, class, frame);
+    if let Some(method) = fwd.head.method() {
+        shared.metrics.forwarded(method, len);
     }
     fwd.offset += len;
     fwd.pieces += 1;

@@ -15,6 +15,7 @@ pub mod auth;
 pub mod connection;
 pub mod forward;
 pub mod outbound;
+pub mod outbox;
 pub mod report;
 pub mod server;
 pub mod table;
