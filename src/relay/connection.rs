@@ -384,6 +384,10 @@ impl Reader {
         let txn_timer = tokio::time::sleep_until(probation);
         tokio::pin!(txn_timer);
         let mut armed = false;
+        // Registered once and replaced only when it fires (registering takes the Notify's
+        // lock, and dropping an unfired one takes it again).
+        let txn_wake = handle.txn_wake.notified();
+        tokio::pin!(txn_wake);
         let stop = loop {
             // Graceful shutdown: close between messages, once nothing is outstanding.
             if draining
@@ -412,7 +416,10 @@ impl Reader {
                     self.deliver_staged().await;
                     Ok(())
                 }
-                _ = handle.txn_wake.notified() => Ok(()),
+                _ = &mut txn_wake => {
+                    txn_wake.set(handle.txn_wake.notified());
+                    Ok(())
+                }
                 _ = &mut drain, if !draining => {
                     draining = true;
                     Ok(())

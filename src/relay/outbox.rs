@@ -235,10 +235,10 @@ pub async fn deliver(conn: &ConnHandle, frames: Batch) -> Result<(), Vec<Frame>>
                 return Err(unsent(rest));
             }
         };
-        let done: Batch = rest.drain(..whole).collect();
         if whole > 0 {
             conn.touch();
-            written(conn, done.iter().map(|(_, f)| f));
+            written(conn, rest[..whole].iter().map(|(_, f)| f));
+            rest.drain(..whole);
         }
         // A frame the socket took part of stays first in line.
         let started = if part > 0 {
