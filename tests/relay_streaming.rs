@@ -295,6 +295,56 @@ async fn a_receiver_that_stops_reading_is_closed_and_the_sender_told() {
     );
 }
 
+/// When the next hop resets its connection while the relay's writes to it are backed up, the
+/// sender hears at once: the queued pieces come back as 481, the written ones as 408 when the
+/// connection's transactions are drained (checklist 76), without waiting out any timer.
+#[tokio::test]
+async fn a_receiver_reset_mid_transfer_is_reported_at_once() {
+    const TOTAL: usize = 32 * 1024 * 1024;
+    let relay = TestRelay::start_with(|s| s.limits.write_queue_frames = 2).await;
+    let (alice, mut bob, to, alice_uri) = alice_and_bob(&relay).await;
+    let (mut alice_rd, mut alice_wr) = alice.into_split();
+    let head = send_head(
+        "r5tmid01",
+        &to,
+        &alice_uri,
+        "resetmid",
+        &format!("1-*/{TOTAL}"),
+    );
+    let writer = tokio::spawn(async move {
+        alice_wr.write_raw(head.as_bytes()).await?;
+        let part = vec![b'z'; 64 * 1024];
+        for _ in 0..TOTAL / part.len() {
+            alice_wr.write_raw(&part).await?;
+        }
+        alice_wr.write_raw(b"\r\n-------r5tmid01$\r\n").await
+    });
+    // Bob takes one piece and stops reading: the relay's writes to him back up until its
+    // writer waits on his socket.
+    bob.read_message(T).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Closing with unread data resets the connection.
+    drop(bob);
+    let gone = Instant::now();
+    // Pieces still queued come back as 481 (never written); the pieces Bob's socket took
+    // and never answered are reported 408 when his connection's transactions are drained.
+    loop {
+        let r = alice_rd.read_message(T).await.unwrap();
+        assert_eq!(r.head.method(), Some(&Method::Report), "{:?}", r.head);
+        let code = r.head.status().map(|s| s.code);
+        assert!(matches!(code, Some(408 | 481)), "{:?}", r.head);
+        if code == Some(408) {
+            break;
+        }
+    }
+    assert!(
+        gone.elapsed() < Duration::from_millis(1500),
+        "written pieces reported {:?} after the receiver went",
+        gone.elapsed()
+    );
+    writer.abort();
+}
+
 /// The reader keeps its transaction timer set past an answered transaction; the next
 /// unanswered one must still time out on its own deadline (RFC 4976 §6.4.1).
 #[tokio::test]

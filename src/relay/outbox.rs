@@ -500,8 +500,12 @@ pub async fn write_loop(conn: Arc<ConnHandle>, mut wr: WriteHalf) {
             }
         };
         if let Err(e) = result {
+            // The socket is broken: nothing queued can go out, so no drain (which would wait
+            // for the socket this task still holds); producers learn at once.
             tracing::debug!(peer = %conn.peer, conn = conn.id, error = %e, "write failed");
-            break;
+            conn.close();
+            close_outbox(&conn);
+            return;
         }
         conn.touch();
         written(&conn, batch.iter());
