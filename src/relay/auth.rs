@@ -15,7 +15,8 @@ use msrp_proto::digest::{digests_equal, response_auth, AuthenticationInfo, Chall
 use msrp_proto::{Head, MsrpUri, Status};
 use rand::RngCore as _;
 
-use super::connection::{ConnHandle, Frame};
+use super::connection::ConnHandle;
+use super::outbox::Frame;
 use super::report::response;
 use super::Shared;
 

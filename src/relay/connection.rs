@@ -1,4 +1,4 @@
-//! The per-connection actor: a reader loop and a writer task (RFC 4975 §5, RFC 4976 §6).
+//! The per-connection actor's reader loop (RFC 4975 §5, RFC 4976 §6).
 //!
 //! The reader owns the socket's read half and the decoder. It decides what each request is
 //! (AUTH for us, something to forward, something to refuse), streams bodies toward the next
@@ -31,8 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::auth::{self, AuthOutcome, AuthState};
 use super::forward::{self, Decision};
-pub use super::outbox::Frame;
-use super::outbox::{self, Class, Outbox, Staged, WriteHalf};
+use super::outbox::{self, Class, Frame, Outbox, Staged, WriteHalf};
 use super::report;
 use super::transaction::{fresh_tid_for, Pending, ReportTarget, Transactions};
 use super::Shared;
@@ -45,10 +44,6 @@ pub struct LocalEnd {
     /// TLS (AUTH is only accepted over TLS, RFC 4976 §9.2).
     pub secure: bool,
 }
-
-/// The connection is closed.
-#[derive(Debug, Clone, Copy)]
-pub struct Closed;
 
 /// Who opened the connection.
 #[derive(Debug, Clone)]
@@ -94,9 +89,8 @@ pub struct ConnHandle {
     txns: Mutex<Transactions>,
     pub(super) txn_wake: Notify,
     tokens: Mutex<Vec<String>>,
-    /// How long a queue may stay full before the connection is considered stuck.
-    pub(super) stall: Duration,
-    /// How long a request written here waits for its response (RFC 4976 §6.4.1).
+    /// How long a request written here waits for its response (RFC 4976 §6.4.1); also how
+    /// long a write queue may stay full before the connection is considered stuck.
     pub(super) txn_timeout: Duration,
 }
 
@@ -275,7 +269,6 @@ pub fn spawn(
         txns: Mutex::new(Transactions::default()),
         txn_wake: Notify::new(),
         tokens: Mutex::new(Vec::new()),
-        stall: settings.limits.transaction_timeout(),
         txn_timeout: settings.limits.transaction_timeout(),
     });
     let writer = shared.tasks.spawn(outbox::write_loop(handle.clone(), wr));
@@ -411,7 +404,6 @@ impl Reader {
                 _ = &mut txn_timer, if armed => {
                     // Fired: whatever deadline comes next must be armed again.
                     armed = false;
-                    handle.transactions().timer_fired();
                     self.expire_transactions();
                     self.deliver_staged().await;
                     Ok(())

@@ -277,17 +277,17 @@ fn release(conn: &ConnHandle, started: Option<Frame>) {
 }
 
 /// Queue one frame, waiting while its queue is full: not past the connection closing (a hard
-/// shutdown, or the connection failing) nor past the stall limit.
+/// shutdown, or the connection failing) nor past the stall limit (the transaction timeout: a
+/// peer that reads nothing for that long could not answer a request in time anyway).
 async fn push(conn: &ConnHandle, class: Class, frame: Frame) -> Result<(), Frame> {
     let out = &conn.out;
     let mut deadline: Option<Instant> = None;
-    let mut frame = Some(frame);
     loop {
         let mut room = pin!(out.room.notified());
         {
             let mut st = lock(&out.state);
             if !st.open || conn.is_closed() {
-                return frame.map_or(Ok(()), Err);
+                return Err(frame);
             }
             let cap = out.cap(class);
             let queue = match class {
@@ -295,9 +295,7 @@ async fn push(conn: &ConnHandle, class: Class, frame: Frame) -> Result<(), Frame
                 Class::Data => &mut st.data,
             };
             if queue.len() < cap {
-                if let Some(f) = frame.take() {
-                    queue.push_back(f);
-                }
+                queue.push_back(frame);
                 let wake = !st.writing;
                 drop(st);
                 conn.queued.inc();
@@ -310,19 +308,19 @@ async fn push(conn: &ConnHandle, class: Class, frame: Frame) -> Result<(), Frame
             room.as_mut().enable();
             st.waiting_for_room += 1;
         }
-        let until = *deadline.get_or_insert_with(|| Instant::now() + conn.stall);
+        let until = *deadline.get_or_insert_with(|| Instant::now() + conn.txn_timeout);
         let waited = tokio::select! {
             _ = &mut room => Ok(()),
             _ = conn.closed().cancelled() => Err(()),
             _ = tokio::time::sleep_until(until) => {
-                tracing::warn!(peer = %conn.peer, conn = conn.id, "write queue full for {:?}; closing the stuck connection", conn.stall);
+                tracing::warn!(peer = %conn.peer, conn = conn.id, "write queue full for {:?}; closing the stuck connection", conn.txn_timeout);
                 conn.close();
                 Err(())
             }
         };
         lock(&out.state).waiting_for_room -= 1;
         if waited.is_err() {
-            return frame.map_or(Ok(()), Err);
+            return Err(frame);
         }
     }
 }
@@ -492,7 +490,7 @@ pub async fn write_loop(conn: Arc<ConnHandle>, mut wr: WriteHalf) {
         }
         // Whole frames only, except at a hard shutdown, which abandons a stuck write.
         let result = tokio::select! {
-            r = wr.write_all(&batch, conn.stall) => r,
+            r = wr.write_all(&batch, conn.txn_timeout) => r,
             _ = &mut hard_stop => {
                 conn.close();
                 close_outbox(&conn);
@@ -565,7 +563,7 @@ pub async fn write_loop(conn: Arc<ConnHandle>, mut wr: WriteHalf) {
     close_outbox(&conn);
 }
 
-/// No more frames: producers get `Closed`, the socket is released (on plain TCP the FIN goes
+/// No more frames: producers get their frames back, the socket is released (on plain TCP the FIN goes
 /// with the last reference), and what is still queued is dropped.
 fn close_outbox(conn: &ConnHandle) {
     let mut st = lock(&conn.out.state);

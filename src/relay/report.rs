@@ -5,7 +5,7 @@ use bytes::BytesMut;
 use msrp_proto::encoder::{write_end_line, HeadWriter};
 use msrp_proto::{ByteRange, Flag, HeaderName, Method, MsrpUri, Status, TransactionId};
 
-use super::connection::Frame;
+use super::outbox::Frame;
 use super::transaction::{new_tid, ReportTarget};
 
 /// A response built by the relay (RFC 4975 §7.2): same tid as the request, To-Path the first

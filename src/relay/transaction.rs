@@ -117,11 +117,6 @@ impl Transactions {
         Some(next)
     }
 
-    /// For the reader: its timer fired.
-    pub fn timer_fired(&mut self) {
-        self.timer = None;
-    }
-
     /// A response arrived: the transaction is over.
     pub fn complete(&mut self, tid: &TransactionId) -> Option<Pending> {
         self.entries.remove(tid).map(|e| e.pending)
@@ -140,9 +135,10 @@ impl Transactions {
         None
     }
 
-    /// Transactions whose timer has run out (RFC 4976 §6.4.1: REPORT 408); entries that do
-    /// not report timeouts are dropped silently.
+    /// For the reader, when its timer fired: transactions whose timer has run out (RFC 4976
+    /// §6.4.1: REPORT 408); entries that do not report timeouts are dropped silently.
     pub fn expired(&mut self, now: Instant) -> Vec<Pending> {
+        self.timer = None;
         let mut out = Vec::new();
         while let Some(&(at, tid)) = self.deadlines.front() {
             if at > now {
