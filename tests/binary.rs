@@ -224,44 +224,44 @@ async fn development_defaults_tls_on_2855_auth_and_sigterm() {
     assert_eq!(status.code(), Some(0), "clean shutdown on SIGTERM");
 }
 
+/// `msrp-relay <subcommand> --config <file with contents>` exits 2 and names `key`.
+fn assert_config_error(dir: &Path, file: &str, contents: &str, subcommand: &str, key: &str) {
+    let path = write(dir, file, contents);
+    let mut cmd = relay_command();
+    cmd.args([subcommand, "--config", &path]);
+    let out = run(cmd, T);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{file}: {stderr}");
+    assert!(stderr.contains(key), "{file}: {stderr}");
+}
+
 #[test]
 fn configuration_errors_exit_2_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
-
     // A misspelt key: serve refuses to start.
-    let bad = write(dir.path(), "bad.toml", "[relay]\nhostnme = \"x\"\n");
-    let mut cmd = relay_command();
-    cmd.args(["serve", "--config", &bad]);
-    let out = run(cmd, T);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("hostnme"), "{stderr}");
-
+    assert_config_error(
+        dir.path(),
+        "bad.toml",
+        "[relay]\nhostnme = \"x\"\n",
+        "serve",
+        "hostnme",
+    );
     // expires_min above expires_default: check-config names auth.expires_min.
-    let order = write(
+    assert_config_error(
         dir.path(),
         "order.toml",
         "[auth]\nexpires_min = 4000\nexpires_default = 1800\n",
+        "check-config",
+        "auth.expires_min",
     );
-    let mut cmd = relay_command();
-    cmd.args(["check-config", "--config", &order]);
-    let out = run(cmd, T);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("auth.expires_min"), "{stderr}");
-
     // An absurd thread count: serve refuses to start, naming the key.
-    let threads = write(
+    assert_config_error(
         dir.path(),
         "threads.toml",
         "[relay]\nworker_threads = 5000\n",
+        "serve",
+        "relay.worker_threads",
     );
-    let mut cmd = relay_command();
-    cmd.args(["serve", "--config", &threads]);
-    let out = run(cmd, T);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("relay.worker_threads"), "{stderr}");
 }
 
 #[test]
