@@ -624,7 +624,7 @@ async fn read_message_from<R: AsyncRead + Unpin + ?Sized>(
     loop {
         while let Some(ev) = decoder.decode(buf)? {
             match ev {
-                Event::Head(h) => head = Some(h),
+                Event::Head(h) => head = Some(*h),
                 Event::Body(b) => body.extend_from_slice(&b),
                 Event::End(flag) => {
                     let head = head

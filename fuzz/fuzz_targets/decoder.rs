@@ -54,7 +54,7 @@ fn decode(parts: &[&[u8]], limits: &Limits) -> Vec<String> {
                     let _ = h.www_authenticate();
                     let _ = h.authorization();
                     let _ = h.authentication_info();
-                    cur = Some((h, Vec::new()));
+                    cur = Some((*h, Vec::new()));
                 }
                 Ok(Some(Event::Body(b))) => {
                     assert!(!b.is_empty(), "empty body piece");

@@ -392,7 +392,7 @@ async fn read_responses(
     stop: CancellationToken,
 ) {
     let mut decoder = msrp_proto::Decoder::new(msrp_proto::Limits::default());
-    let mut head: Option<Head> = None;
+    let mut head: Option<Box<Head>> = None;
     loop {
         loop {
             match decoder.decode(&mut buf) {
@@ -452,7 +452,7 @@ async fn receive_on(
 ) -> Received {
     let mut rx = Received::default();
     let mut hasher = Xxh3::new();
-    let mut current: Option<Head> = None;
+    let mut current: Option<Box<Head>> = None;
     let mut out = BytesMut::with_capacity(4096);
     const READ: usize = 256 * 1024;
     loop {

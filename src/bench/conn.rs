@@ -220,7 +220,7 @@ pub struct MsrpConn {
 
 /// A whole message with its body dropped (AUTH responses have none).
 pub struct Received {
-    pub head: Head,
+    pub head: Box<Head>,
 }
 
 impl MsrpConn {
@@ -235,7 +235,7 @@ impl MsrpConn {
     /// Read one whole message, discarding its body.
     pub async fn read_message(&mut self, timeout: Duration) -> anyhow::Result<Received> {
         tokio::time::timeout(timeout, async {
-            let mut head: Option<Head> = None;
+            let mut head: Option<Box<Head>> = None;
             loop {
                 while let Some(ev) = self.decoder.decode(&mut self.buf)? {
                     match ev {

@@ -509,7 +509,7 @@ async fn read_responses(
     stop: CancellationToken,
 ) {
     let mut decoder = msrp_proto::Decoder::new(msrp_proto::Limits::default());
-    let mut head: Option<Head> = None;
+    let mut head: Option<Box<Head>> = None;
     loop {
         let mut acks = 0;
         loop {
@@ -560,7 +560,7 @@ async fn receive(
     stop: CancellationToken,
 ) -> Histogram<u64> {
     let mut hist = new_histogram();
-    let mut current: Option<Head> = None;
+    let mut current: Option<Box<Head>> = None;
     let mut prefix: Vec<u8> = Vec::with_capacity(64);
     let mut expect: u64 = 0;
     let mut out = BytesMut::with_capacity(16 * 1024);

@@ -546,7 +546,7 @@ impl Reader {
         self.staged.push(&self.handle, Class::Ctrl, frame);
     }
 
-    async fn on_head(&mut self, head: Head) -> Result<(), Stop> {
+    async fn on_head(&mut self, head: Box<Head>) -> Result<(), Stop> {
         self.current = Current::Skip;
         if !head.is_request() {
             self.on_response(&head).await;
@@ -642,7 +642,7 @@ impl Reader {
         }
     }
 
-    async fn start_forward(&mut self, head: Head, target: Arc<ConnHandle>, pop: usize) {
+    async fn start_forward(&mut self, head: Box<Head>, target: Arc<ConnHandle>, pop: usize) {
         let is_send = head.method() == Some(&Method::Send);
         let range = head.byte_range();
         let range_start = range.map_or(1, |r| r.start);
@@ -657,7 +657,7 @@ impl Reader {
             }
             return;
         }
-        let head = Arc::new(head);
+        let head: Arc<Head> = Arc::from(head);
         let report = (is_send && head.failure_report() != FailureReport::No).then(|| {
             Arc::new(ReportTarget {
                 conn: self.handle.clone(),

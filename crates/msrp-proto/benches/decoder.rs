@@ -140,7 +140,7 @@ fn bench_body(c: &mut Criterion) {
 fn bench_forward(c: &mut Criterion) {
     let mut buf = BytesMut::from(&message(T5_BODY)[..]);
     let head: Head = match Decoder::new(Limits::default()).decode(&mut buf) {
-        Ok(Some(Event::Head(h))) => h,
+        Ok(Some(Event::Head(h))) => *h,
         other => panic!("{other:?}"),
     };
     let tid = TransactionId::new(b"Xk39fhQ2Lm8s0dPa").expect("tid");

@@ -538,7 +538,7 @@ fn decode_stream(input: &[u8], sizes: &[usize], limits: &Limits) -> (Vec<Out>, V
                 Ok(None) => break,
                 Ok(Some(Event::Head(h))) => {
                     assert!(cur.is_none(), "a head inside a message");
-                    cur = Some((h, Vec::new()));
+                    cur = Some((*h, Vec::new()));
                 }
                 Ok(Some(Event::Body(b))) => {
                     assert!(!b.is_empty(), "empty body piece");

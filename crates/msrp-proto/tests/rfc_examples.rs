@@ -51,7 +51,7 @@ fn decode_with(input: &[u8], step: usize, limits: Limits) -> Result<Vec<Msg>, De
             match ev {
                 Event::Head(h) => {
                     assert!(cur.is_none(), "head inside a message");
-                    cur = Some((h, Vec::new()));
+                    cur = Some((*h, Vec::new()));
                 }
                 Event::Body(b) => cur
                     .as_mut()
