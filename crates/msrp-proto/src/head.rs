@@ -287,7 +287,8 @@ pub struct Head {
     expires: Option<u64>,
     min_expires: Option<u64>,
     max_expires: Option<u64>,
-    use_path: Option<Path>,
+    /// Boxed: only AUTH responses carry one, and every head would otherwise carry its room.
+    use_path: Option<Box<Path>>,
     has_body: bool,
 }
 
@@ -604,7 +605,7 @@ impl Head {
                     let v = raw.slice(value.start as usize..value.end as usize);
                     let uris = parse_path(&v, limits.max_path_uris)
                         .map_err(|e| context(path_violation(e, kind)))?;
-                    head.use_path = Some(uris);
+                    head.use_path = Some(Box::new(uris));
                 }
                 HeaderName::OtherMime => mime_headers += 1,
                 HeaderName::WwwAuthenticate
@@ -738,7 +739,7 @@ impl Head {
         self.max_expires
     }
     pub fn use_path(&self) -> Option<&[MsrpUri]> {
-        self.use_path.as_deref()
+        self.use_path.as_deref().map(|p| &p[..])
     }
     /// A body follows this head (Content-Type was present, RFC 4975 §7.1).
     pub fn has_body(&self) -> bool {
