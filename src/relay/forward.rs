@@ -7,7 +7,7 @@ use std::sync::Arc;
 use msrp_proto::{Head, Method, MsrpUri, Status};
 
 use super::connection::ConnHandle;
-use super::table::{Route, Table};
+use super::table::{Hop, Table};
 
 /// What to do with a request.
 pub enum Decision {
@@ -107,7 +107,7 @@ pub fn decide(
 /// the last hop, reached only over its AUTH connection (RFC 4976 §6.3, checklist 33); a relay
 /// must be named by the next URI and is reached over the connection it authenticated on, or
 /// a new one (§6.4.2). Anything else would make this an open relay (§6.4).
-fn toward_owner(route: &Route, rest: &[MsrpUri], pop: usize, trusted: bool) -> Decision {
+fn toward_owner(route: &Hop, rest: &[MsrpUri], pop: usize, trusted: bool) -> Decision {
     match &route.relay {
         None if rest.len() == 1 => Decision::Forward {
             target: route.owner.clone(),

@@ -16,7 +16,6 @@ use rand::RngCore as _;
 use super::connection::ConnHandle;
 
 /// Who a token belongs to and how long it lives.
-#[derive(Clone)]
 pub struct Route {
     /// The connection the AUTH came in on: the only way to reach that client.
     pub owner: Arc<ConnHandle>,
@@ -25,7 +24,14 @@ pub struct Route {
     pub expires: Instant,
     /// Set when the URI was issued to a relay authenticated by mutual TLS: the relay's name,
     /// on any of whose connections the URI is valid (RFC 4976 §6.3).
-    pub relay: Option<String>,
+    pub relay: Option<Arc<str>>,
+}
+
+/// What forwarding needs of a valid route: taken out of the table without copying the URI
+/// (a lookup happens once or twice per forwarded message, on every core).
+pub struct Hop {
+    pub owner: Arc<ConnHandle>,
+    pub relay: Option<Arc<str>>,
 }
 
 #[derive(Default)]
@@ -62,7 +68,7 @@ impl Table {
                 owner: owner.clone(),
                 uri: uri.clone(),
                 expires: Instant::now() + lifetime,
-                relay,
+                relay: relay.map(Arc::from),
             },
         );
         Some(uri)
@@ -71,7 +77,7 @@ impl Table {
     /// The live route for a URI this relay issued: the session-id must be a token of ours,
     /// the URI equivalent to the issued one (RFC 4975 §6.1), not expired, and its connection
     /// still open (RFC 4976 §6.3).
-    pub fn lookup(&self, uri: &MsrpUri) -> Option<Route> {
+    pub fn lookup(&self, uri: &MsrpUri) -> Option<Hop> {
         let token = uri.session_id()?;
         let route = self.routes.get(token)?;
         if !route.uri.equivalent(uri) {
@@ -80,7 +86,10 @@ impl Table {
         if route.expires <= Instant::now() || route.owner.is_closed() {
             return None;
         }
-        Some(route.clone())
+        Some(Hop {
+            owner: route.owner.clone(),
+            relay: route.relay.clone(),
+        })
     }
 
     pub fn remove(&self, token: &str) {
