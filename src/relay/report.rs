@@ -19,7 +19,8 @@ pub fn response(
     ours: &MsrpUri,
     extra: impl FnOnce(&mut HeadWriter),
 ) -> Frame {
-    let mut buf = BytesMut::with_capacity(192);
+    // What `HeadWriter` reserves anyway: less would be reallocated at once.
+    let mut buf = BytesMut::with_capacity(256);
     let to: &[MsrpUri] = match method {
         Some(Method::Send) => &from_path[..from_path.len().min(1)],
         _ => from_path,
