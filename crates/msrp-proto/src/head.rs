@@ -12,7 +12,7 @@ use bytes::Bytes;
 
 use crate::digest::{AuthenticationInfo, Challenge, Credentials, DigestError};
 use crate::error::{DecodeError, HeaderName, Limit, Violation};
-use crate::uri::{is_token_char, parse_path, MsrpUri, Path, PathError};
+use crate::uri::{is_token_char, parse_path, parse_path_into, MsrpUri, Path, PathError};
 use crate::Limits;
 
 /// Longest transaction id this crate can hold. The grammar caps it at 32 (RFC 4975 §9
@@ -455,47 +455,12 @@ impl Head {
         let mut it = lines(&raw, line_ends);
         let start_line = it.next().ok_or(fail(Violation::StartLine))?;
         let start = parse_start_line(&raw[start_line], limits).map_err(fail)?;
-
-        // To-Path first, From-Path second (RFC 4975 §9 `headers`, G3).
-        let mut path_line = |want: HeaderName| -> Result<(Path, usize), Violation> {
-            let r = it.next().ok_or(Violation::MissingPath(want))?;
-            let line = &raw[r.clone()];
-            let (name, v) = split_header(line).ok_or(Violation::HeaderLine)?;
-            if HeaderName::classify(name) != want {
-                return Err(Violation::MissingPath(want));
-            }
-            let value = raw.slice(r.start + v..r.end);
-            // Parse every URI so that a too-long path is still readable for the 400; the
-            // header line limit bounds the count.
-            let uris = parse_path(&value, usize::MAX).map_err(|e| path_violation(e, want))?;
-            Ok((uris, r.end + 2))
-        };
-        let (to_path, _) = path_line(HeaderName::ToPath).map_err(fail)?;
-        let (from_path, rest_at) = path_line(HeaderName::FromPath).map_err(fail)?;
-
-        // From here on the message can be answered: attach the context to any failure.
-        let context = |violation| HeadFailure {
-            violation,
-            context: Some(Box::new(RejectContext {
-                tid: *start.tid(),
-                method: match &start {
-                    StartLine::Request { method, .. } => Some(method.clone()),
-                    StartLine::Response { .. } => None,
-                },
-                to_path: to_path.to_vec(),
-                from_path: from_path.to_vec(),
-            })),
-        };
-        if to_path.len() > limits.max_path_uris || from_path.len() > limits.max_path_uris {
-            return Err(context(Violation::LimitExceeded(Limit::PathUris)));
-        }
-
         let mut head = Box::new(Head {
             raw: Bytes::new(),
-            start: start.clone(),
+            start,
             to_path: Path::new(),
             from_path: Path::new(),
-            rest_at: rest_at as u32,
+            rest_at: 0,
             headers: smallvec::SmallVec::new(),
             message_id: None,
             byte_range: None,
@@ -509,135 +474,186 @@ impl Head {
             use_path: None,
             has_body,
         });
+
+        // To-Path first, From-Path second (RFC 4975 §9 `headers`, G3), each parsed into its
+        // place in the head.
+        let mut path_line = |want: HeaderName, out: &mut Path| -> Result<usize, Violation> {
+            let r = it.next().ok_or(Violation::MissingPath(want))?;
+            let line = &raw[r.clone()];
+            let (name, v) = split_header(line).ok_or(Violation::HeaderLine)?;
+            if HeaderName::classify(name) != want {
+                return Err(Violation::MissingPath(want));
+            }
+            let value = raw.slice(r.start + v..r.end);
+            // Parse every URI so that a too-long path is still readable for the 400; the
+            // header line limit bounds the count.
+            parse_path_into(&value, usize::MAX, out).map_err(|e| path_violation(e, want))?;
+            Ok(r.end + 2)
+        };
+        path_line(HeaderName::ToPath, &mut head.to_path).map_err(fail)?;
+        let rest_at = path_line(HeaderName::FromPath, &mut head.from_path).map_err(fail)?;
+        head.rest_at = rest_at as u32;
+
+        // From here on the message can be answered: any failure carries the context.
+        if head.to_path.len() > limits.max_path_uris || head.from_path.len() > limits.max_path_uris
+        {
+            return Err(head.reject(Violation::LimitExceeded(Limit::PathUris)));
+        }
         let mut mime_headers = 0usize;
         for r in it {
-            let line = &raw[r.clone()];
-            // `ok_or_else`: the context clones both paths, which must not happen per line.
-            let (name, v) = split_header(line).ok_or_else(|| context(Violation::HeaderLine))?;
-            let value_bytes = &line[v..];
-            if !is_text(value_bytes) {
-                return Err(context(Violation::HeaderLine));
-            }
-            // Content-Type is the last header (RFC 4975 §7.1, G3).
-            if head.content_type.is_some() {
-                return Err(context(Violation::ContentTypeNotLast));
-            }
-            let kind = HeaderName::classify(name);
-            let value = (r.start + v) as u32..r.end as u32;
-            let trimmed = trim_ws(value_bytes);
-            let dup = |present: bool| {
-                if present {
-                    Err(context(Violation::DuplicateHeader(kind)))
-                } else {
-                    Ok(())
-                }
-            };
-            let bad = || context(Violation::HeaderValue(kind));
-            match kind {
-                HeaderName::ToPath | HeaderName::FromPath => {
-                    return Err(context(Violation::DuplicateHeader(kind)))
-                }
-                HeaderName::MessageId => {
-                    dup(head.message_id.is_some())?;
-                    if trimmed.len() > limits.max_message_id_len && is_ident(trimmed, usize::MAX) {
-                        return Err(context(Violation::LimitExceeded(Limit::MessageId)));
-                    }
-                    if !is_ident(trimmed, limits.max_message_id_len) {
-                        return Err(bad());
-                    }
-                    let off = value.start
-                        + (trimmed.as_ptr() as usize - value_bytes.as_ptr() as usize) as u32;
-                    head.message_id = Some(off..off + trimmed.len() as u32);
-                }
-                HeaderName::ByteRange => {
-                    dup(head.byte_range.is_some())?;
-                    head.byte_range = Some(ByteRange::parse(trimmed).ok_or_else(bad)?);
-                }
-                HeaderName::SuccessReport => {
-                    dup(head.success_report.is_some())?;
-                    head.success_report = Some(if trimmed.eq_ignore_ascii_case(b"yes") {
-                        true
-                    } else if trimmed.eq_ignore_ascii_case(b"no") {
-                        false
-                    } else {
-                        return Err(bad());
-                    });
-                }
-                HeaderName::FailureReport => {
-                    dup(head.failure_report.is_some())?;
-                    head.failure_report = Some(if trimmed.eq_ignore_ascii_case(b"yes") {
-                        FailureReport::Yes
-                    } else if trimmed.eq_ignore_ascii_case(b"no") {
-                        FailureReport::No
-                    } else if trimmed.eq_ignore_ascii_case(b"partial") {
-                        FailureReport::Partial
-                    } else {
-                        return Err(bad());
-                    });
-                }
-                HeaderName::Status => {
-                    dup(head.status.is_some())?;
-                    head.status = Some(parse_status(trimmed).ok_or_else(bad)?);
-                }
-                HeaderName::ContentType => {
-                    if !is_media_type(trimmed) {
-                        return Err(bad());
-                    }
-                    head.content_type = Some(value.clone());
-                }
-                HeaderName::Expires | HeaderName::MinExpires | HeaderName::MaxExpires => {
-                    let slot = match kind {
-                        HeaderName::Expires => &mut head.expires,
-                        HeaderName::MinExpires => &mut head.min_expires,
-                        _ => &mut head.max_expires,
-                    };
-                    if slot.is_some() {
-                        return Err(context(Violation::DuplicateHeader(kind)));
-                    }
-                    if trimmed.is_empty() || !trimmed.iter().all(u8::is_ascii_digit) {
-                        return Err(bad());
-                    }
-                    // Saturate: an absurd interval is out of bounds (423), not unreadable.
-                    *slot = Some(parse_u64(trimmed).unwrap_or(u64::MAX));
-                }
-                HeaderName::UsePath => {
-                    dup(head.use_path.is_some())?;
-                    let v = raw.slice(value.start as usize..value.end as usize);
-                    let uris = parse_path(&v, limits.max_path_uris)
-                        .map_err(|e| context(path_violation(e, kind)))?;
-                    head.use_path = Some(Box::new(uris));
-                }
-                HeaderName::OtherMime => mime_headers += 1,
-                HeaderName::WwwAuthenticate
-                | HeaderName::Authorization
-                | HeaderName::AuthenticationInfo
-                | HeaderName::Other => {}
-            }
-            head.headers.push(HeaderField {
-                name: kind,
-                line: r.start as u32..r.end as u32,
-                value,
-            });
-            if head.headers.len() + 2 > limits.max_headers {
-                return Err(context(Violation::LimitExceeded(Limit::HeaderCount)));
+            if let Err(v) = head.header_line(&raw, r, limits, &mut mime_headers) {
+                return Err(head.reject(v));
             }
         }
-        // A body exists exactly when Content-Type is present (RFC 4975 §7.1, G7).
-        match (&start, has_body, head.content_type.is_some()) {
-            (StartLine::Response { .. }, true, _) => {
-                return Err(context(Violation::ResponseWithBody))
-            }
-            (_, true, false) => return Err(context(Violation::BodyWithoutContentType)),
-            (_, false, true) => return Err(context(Violation::ContentTypeWithoutBody)),
-            (_, false, false) if mime_headers > 0 => {
-                return Err(context(Violation::ContentTypeWithoutBody))
-            }
-            _ => {}
+        if let Err(v) = head.check_body(mime_headers) {
+            return Err(head.reject(v));
         }
         head.raw = raw;
-        head.to_path = to_path;
-        head.from_path = from_path;
         Ok(head)
+    }
+
+    /// A failure of a head whose start line and paths were readable: enough to answer it.
+    fn reject(&self, violation: Violation) -> HeadFailure {
+        HeadFailure {
+            violation,
+            context: Some(Box::new(RejectContext {
+                tid: *self.start.tid(),
+                method: self.method().cloned(),
+                to_path: self.to_path.to_vec(),
+                from_path: self.from_path.to_vec(),
+            })),
+        }
+    }
+
+    /// One header line after From-Path (`r`: its range in `raw`, without the CRLF).
+    fn header_line(
+        &mut self,
+        raw: &Bytes,
+        r: Range<usize>,
+        limits: &Limits,
+        mime_headers: &mut usize,
+    ) -> Result<(), Violation> {
+        let line = &raw[r.clone()];
+        let (name, v) = split_header(line).ok_or(Violation::HeaderLine)?;
+        let value_bytes = &line[v..];
+        if !is_text(value_bytes) {
+            return Err(Violation::HeaderLine);
+        }
+        // Content-Type is the last header (RFC 4975 §7.1, G3).
+        if self.content_type.is_some() {
+            return Err(Violation::ContentTypeNotLast);
+        }
+        let kind = HeaderName::classify(name);
+        let value = (r.start + v) as u32..r.end as u32;
+        let trimmed = trim_ws(value_bytes);
+        let dup = |present: bool| {
+            if present {
+                Err(Violation::DuplicateHeader(kind))
+            } else {
+                Ok(())
+            }
+        };
+        let bad = Violation::HeaderValue(kind);
+        match kind {
+            HeaderName::ToPath | HeaderName::FromPath => {
+                return Err(Violation::DuplicateHeader(kind))
+            }
+            HeaderName::MessageId => {
+                dup(self.message_id.is_some())?;
+                if trimmed.len() > limits.max_message_id_len && is_ident(trimmed, usize::MAX) {
+                    return Err(Violation::LimitExceeded(Limit::MessageId));
+                }
+                if !is_ident(trimmed, limits.max_message_id_len) {
+                    return Err(bad);
+                }
+                let off = value.start
+                    + (trimmed.as_ptr() as usize - value_bytes.as_ptr() as usize) as u32;
+                self.message_id = Some(off..off + trimmed.len() as u32);
+            }
+            HeaderName::ByteRange => {
+                dup(self.byte_range.is_some())?;
+                self.byte_range = Some(ByteRange::parse(trimmed).ok_or(bad)?);
+            }
+            HeaderName::SuccessReport => {
+                dup(self.success_report.is_some())?;
+                self.success_report = Some(if trimmed.eq_ignore_ascii_case(b"yes") {
+                    true
+                } else if trimmed.eq_ignore_ascii_case(b"no") {
+                    false
+                } else {
+                    return Err(bad);
+                });
+            }
+            HeaderName::FailureReport => {
+                dup(self.failure_report.is_some())?;
+                self.failure_report = Some(if trimmed.eq_ignore_ascii_case(b"yes") {
+                    FailureReport::Yes
+                } else if trimmed.eq_ignore_ascii_case(b"no") {
+                    FailureReport::No
+                } else if trimmed.eq_ignore_ascii_case(b"partial") {
+                    FailureReport::Partial
+                } else {
+                    return Err(bad);
+                });
+            }
+            HeaderName::Status => {
+                dup(self.status.is_some())?;
+                self.status = Some(parse_status(trimmed).ok_or(bad)?);
+            }
+            HeaderName::ContentType => {
+                if !is_media_type(trimmed) {
+                    return Err(bad);
+                }
+                self.content_type = Some(value.clone());
+            }
+            HeaderName::Expires | HeaderName::MinExpires | HeaderName::MaxExpires => {
+                let slot = match kind {
+                    HeaderName::Expires => &mut self.expires,
+                    HeaderName::MinExpires => &mut self.min_expires,
+                    _ => &mut self.max_expires,
+                };
+                if slot.is_some() {
+                    return Err(Violation::DuplicateHeader(kind));
+                }
+                if trimmed.is_empty() || !trimmed.iter().all(u8::is_ascii_digit) {
+                    return Err(bad);
+                }
+                // Saturate: an absurd interval is out of bounds (423), not unreadable.
+                *slot = Some(parse_u64(trimmed).unwrap_or(u64::MAX));
+            }
+            HeaderName::UsePath => {
+                dup(self.use_path.is_some())?;
+                let v = raw.slice(value.start as usize..value.end as usize);
+                let uris =
+                    parse_path(&v, limits.max_path_uris).map_err(|e| path_violation(e, kind))?;
+                self.use_path = Some(Box::new(uris));
+            }
+            HeaderName::OtherMime => *mime_headers += 1,
+            HeaderName::WwwAuthenticate
+            | HeaderName::Authorization
+            | HeaderName::AuthenticationInfo
+            | HeaderName::Other => {}
+        }
+        self.headers.push(HeaderField {
+            name: kind,
+            line: r.start as u32..r.end as u32,
+            value,
+        });
+        if self.headers.len() + 2 > limits.max_headers {
+            return Err(Violation::LimitExceeded(Limit::HeaderCount));
+        }
+        Ok(())
+    }
+
+    /// A body exists exactly when Content-Type is present (RFC 4975 §7.1, G7).
+    fn check_body(&self, mime_headers: usize) -> Result<(), Violation> {
+        match (&self.start, self.has_body, self.content_type.is_some()) {
+            (StartLine::Response { .. }, true, _) => Err(Violation::ResponseWithBody),
+            (_, true, false) => Err(Violation::BodyWithoutContentType),
+            (_, false, true) => Err(Violation::ContentTypeWithoutBody),
+            (_, false, false) if mime_headers > 0 => Err(Violation::ContentTypeWithoutBody),
+            _ => Ok(()),
+        }
     }
 
     /// The exact bytes of the head block (start line through the last header's CRLF).

@@ -659,6 +659,13 @@ pub type Path = smallvec::SmallVec<[MsrpUri; 2]>;
 
 pub fn parse_path(value: &Bytes, max: usize) -> Result<Path, PathError> {
     let mut out = Path::new();
+    parse_path_into(value, max, &mut out)?;
+    Ok(out)
+}
+
+/// [`parse_path`] into a path already in place (a head's field), so that the URIs are not
+/// moved again on the way there. `out` must be empty.
+pub(crate) fn parse_path_into(value: &Bytes, max: usize, out: &mut Path) -> Result<(), PathError> {
     let bytes: &[u8] = value;
     let mut i = 0;
     while i < bytes.len() {
@@ -678,7 +685,7 @@ pub fn parse_path(value: &Bytes, max: usize) -> Result<Path, PathError> {
     if out.is_empty() {
         return Err(PathError::Empty);
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Why a path header (To-Path, From-Path, Use-Path) did not parse.
