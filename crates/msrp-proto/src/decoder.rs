@@ -19,7 +19,9 @@ use bytes::{Buf, Bytes, BytesMut};
 use memchr::memmem::Finder;
 
 use crate::error::{DecodeError, Limit, Violation};
-use crate::head::{Head, HeadFailure, Method, RejectContext, TransactionId, TID_CAPACITY};
+use crate::head::{
+    Head, HeadFailure, Method, PathMemo, RejectContext, TransactionId, TID_CAPACITY,
+};
 
 /// Decoder limits. Exceeding one is a [`DecodeError`] that names it. The decoder never buffers
 /// more than about `max_head_size + max(max_start_line, max_header_line)` bytes while reading a
@@ -152,6 +154,8 @@ pub struct Decoder {
     /// The last body piece handed out contains a `CRLF "-------"` (see
     /// [`Decoder::body_has_delimiter`]).
     body_delim: bool,
+    /// The last To-Path and From-Path parsed on this connection.
+    paths: PathMemo,
 }
 
 impl Decoder {
@@ -165,6 +169,7 @@ impl Decoder {
             delim: Finder::new(DELIM).into_owned(),
             line_ends: Vec::with_capacity(16),
             body_delim: true,
+            paths: PathMemo::default(),
         }
     }
 
@@ -357,7 +362,7 @@ impl Decoder {
         if complete_lines >= 3 {
             let end = nth_line_end(buf, 3);
             let first_three = Bytes::copy_from_slice(&buf[..end]);
-            let context = match Head::parse_inner(first_three, false, &self.limits, None) {
+            let context = match Head::parse_inner(first_three, false, &self.limits, None, None) {
                 Ok(head) => Some(Box::new(reject_context(&head))),
                 Err(f) => f.context,
             };
@@ -436,7 +441,13 @@ impl Decoder {
             if lines > 0 && line.is_empty() {
                 // Blank line: the head ends and a body follows (G7).
                 let raw = take_head(buf, at);
-                return match Head::parse_inner(raw, true, &self.limits, Some(&self.line_ends)) {
+                return match Head::parse_inner(
+                    raw,
+                    true,
+                    &self.limits,
+                    Some(&self.line_ends),
+                    Some(&mut self.paths),
+                ) {
                     Ok(head) => {
                         buf.advance(2);
                         let tid = *head.tid();
@@ -458,7 +469,13 @@ impl Decoder {
                 let end_len = eol + 2 - at;
                 let end_line = Bytes::copy_from_slice(&buf[at..eol]);
                 let raw = take_head(buf, at);
-                return match Head::parse_inner(raw, false, &self.limits, Some(&self.line_ends)) {
+                return match Head::parse_inner(
+                    raw,
+                    false,
+                    &self.limits,
+                    Some(&self.line_ends),
+                    Some(&mut self.paths),
+                ) {
                     Ok(head) => {
                         let body = &end_line[7..];
                         let tid = head.tid().as_bytes();
@@ -563,6 +580,85 @@ mod tests {
             }
         }
         out
+    }
+
+    /// Heads of the messages in `input`, all read at once by one decoder (so that each head
+    /// after the first may reuse the previous one's paths).
+    fn heads(input: &[u8]) -> Vec<Result<Box<Head>, DecodeError>> {
+        let mut dec = Decoder::new(Limits::default());
+        let mut buf = BytesMut::from(input);
+        let mut out = Vec::new();
+        loop {
+            match dec.decode(&mut buf) {
+                Ok(None) => return out,
+                Ok(Some(Event::Head(h))) => out.push(Ok(h)),
+                Ok(Some(_)) => {}
+                Err(e) => {
+                    let fatal = e.context().is_none();
+                    out.push(Err(e));
+                    if fatal {
+                        return out;
+                    }
+                }
+            }
+        }
+    }
+
+    fn path_text(p: &[crate::MsrpUri]) -> Vec<String> {
+        p.iter().map(|u| u.as_str().to_owned()).collect()
+    }
+
+    #[test]
+    fn repeated_paths_are_taken_from_the_last_head_and_changed_ones_parsed() {
+        let msg = |tid: &str, to: &str, from: &str| {
+            format!("MSRP {tid} SEND\r\nTo-Path: {to}\r\nFrom-Path: {from}\r\n-------{tid}$\r\n")
+        };
+        let (a, b) = (
+            "msrp://a.example.com:1/x;tcp",
+            "msrp://b.example.com:2/y;tcp",
+        );
+        let (c, bad) = (
+            "msrp://c.example.com:3/z;tcp",
+            "msrp://c.example.com:0/z;tcp",
+        );
+        let input = [
+            msg("tid1", &format!("{a} {b}"), b),
+            msg("tid2", &format!("{a} {b}"), b),
+            // The same To-Path with a different From-Path, then a To-Path that changes.
+            msg("tid3", &format!("{a} {b}"), c),
+            msg("tid4", c, c),
+            // A header that differs from the last only in a port that is not valid is refused
+            // (an unreadable path ends the connection, RFC 4975 §10.2).
+            msg("tid5", bad, c),
+        ]
+        .concat();
+        let got = heads(input.as_bytes());
+        assert_eq!(got.len(), 5, "{got:?}");
+        let paths = |i: usize| match &got[i] {
+            Ok(h) => (path_text(h.to_path()), path_text(h.from_path())),
+            Err(e) => panic!("message {i}: {e}"),
+        };
+        assert_eq!(
+            paths(0),
+            (vec![a.to_owned(), b.to_owned()], vec![b.to_owned()])
+        );
+        assert_eq!(paths(1), paths(0));
+        assert_eq!(
+            paths(2),
+            (vec![a.to_owned(), b.to_owned()], vec![c.to_owned()])
+        );
+        assert_eq!(paths(3), (vec![c.to_owned()], vec![c.to_owned()]));
+        assert!(
+            matches!(got[4], Err(DecodeError::Fatal { .. })),
+            "{:?}",
+            got[4]
+        );
+        // The second head's URIs equal what a fresh parse of its own bytes gives.
+        let Ok(second) = &got[1] else { unreachable!() };
+        let fresh = Head::parse(second.raw().clone(), false, &Limits::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(path_text(fresh.to_path()), path_text(second.to_path()));
+        assert_eq!(fresh.to_path()[1].port(), second.to_path()[1].port());
     }
 
     /// Body pieces of `input` fed in reads split at `split`: (offset in the body, bytes,

@@ -292,6 +292,18 @@ pub struct Head {
     has_body: bool,
 }
 
+/// The To-Path and From-Path of the last head a [`Decoder`](crate::Decoder) parsed, as
+/// received and as parsed. Every message of a session carries the same two paths, so on a
+/// connection nearly every path header is byte-identical to the previous one of its kind;
+/// parsing is a function of those bytes alone, so an identical header takes the parsed URIs
+/// of the last one (sharing its bytes) instead of being parsed and validated again. A
+/// different one is parsed and remembered in its place.
+#[derive(Debug, Default)]
+pub(crate) struct PathMemo {
+    to: Option<(Bytes, Path)>,
+    from: Option<(Bytes, Path)>,
+}
+
 /// What is known of a message whose head broke a rule but whose paths were readable: enough
 /// to address a 400 to the sender (RFC 4975 §10.2) and to skip to its end-line.
 #[derive(Debug, Clone)]
@@ -424,7 +436,7 @@ impl Head {
     /// the blank line or end-line that follows. `has_body` says whether a blank line (and so a
     /// body) followed it.
     pub fn parse(raw: Bytes, has_body: bool, limits: &Limits) -> Result<Head, DecodeError> {
-        Head::parse_inner(raw, has_body, limits, None)
+        Head::parse_inner(raw, has_body, limits, None, None)
             .map(|head| *head)
             .map_err(|f| match f.context {
                 Some(context) => DecodeError::Rejected {
@@ -437,7 +449,8 @@ impl Head {
             })
     }
 
-    /// `line_ends`: the offset of every line's CRLF in `raw`, when already known.
+    /// `line_ends`: the offset of every line's CRLF in `raw`, when already known. `memo`: the
+    /// paths of the connection's previous head (see [`PathMemo`]).
     ///
     /// The head is built in its box: a `Head` is about a kilobyte, and a decoded head is
     /// passed along several times before it is dropped (the relay keeps it for the whole
@@ -447,6 +460,7 @@ impl Head {
         has_body: bool,
         limits: &Limits,
         line_ends: Option<&[u32]>,
+        mut memo: Option<&mut PathMemo>,
     ) -> Result<Box<Head>, HeadFailure> {
         let fail = |violation| HeadFailure {
             violation,
@@ -484,10 +498,24 @@ impl Head {
             if HeaderName::classify(name) != want {
                 return Err(Violation::MissingPath(want));
             }
+            let value = &raw[r.start + v..r.end];
+            let last = memo.as_deref_mut().map(|m| match want {
+                HeaderName::ToPath => &mut m.to,
+                _ => &mut m.from,
+            });
+            if let Some(Some((bytes, path))) = last.as_deref() {
+                if bytes[..] == *value {
+                    out.extend(path.iter().cloned());
+                    return Ok(r.end + 2);
+                }
+            }
             let value = raw.slice(r.start + v..r.end);
             // Parse every URI so that a too-long path is still readable for the 400; the
             // header line limit bounds the count.
             parse_path_into(&value, usize::MAX, out).map_err(|e| path_violation(e, want))?;
+            if let Some(last) = last {
+                *last = Some((value, out.clone()));
+            }
             Ok(r.end + 2)
         };
         path_line(HeaderName::ToPath, &mut head.to_path).map_err(fail)?;
