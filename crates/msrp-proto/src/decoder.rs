@@ -467,8 +467,9 @@ impl Decoder {
             if lines > 0 && line.starts_with(b"-------") {
                 // A bodiless message's end-line (RFC 4975 §7.1).
                 let end_len = eol + 2 - at;
-                let end_line = Bytes::copy_from_slice(&buf[at..eol]);
                 let raw = take_head(buf, at);
+                // The end-line (without its CRLF) now starts the buffer.
+                let end_line = &buf[..end_len - 2];
                 return match Head::parse_inner(
                     raw,
                     false,
