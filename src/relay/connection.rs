@@ -921,7 +921,6 @@ fn flush(shared: &Shared, staged: &mut Staged, fwd: &mut Forwarding, flag: Flag)
     }
     let whole = fwd.pieces == 0 && flag != Flag::More;
     let delim = std::mem::take(&mut fwd.acc_delim);
-    let tid = fresh_tid_for(&body, delim, |t| fwd.target.transactions().contains(t));
     // Positions count from 1; an empty piece ends one before it starts (RFC 4975 §7.1.1).
     let start = fwd.range_start + fwd.offset;
     let range = ByteRange {
@@ -929,17 +928,6 @@ fn flush(shared: &Shared, staged: &mut Staged, fwd: &mut Forwarding, flag: Flag)
         end: Some(start + len - 1),
         total: fwd.total,
     };
-    let mut buf = BytesMut::with_capacity(fwd.head.raw().len() + 128);
-    write_forward_head(
-        &mut buf,
-        &fwd.head,
-        &tid,
-        fwd.pop,
-        (!whole).then_some(range),
-    );
-    let head = buf.split().freeze();
-    write_end_line(&mut buf, &tid, flag, fwd.head.has_body());
-    let end = buf.freeze();
     let pending = match (&fwd.report, &fwd.auth_return) {
         (Some(report), _) => Some((
             Pending::Send {
@@ -957,10 +945,39 @@ fn flush(shared: &Shared, staged: &mut Staged, fwd: &mut Forwarding, flag: Flag)
         )),
         (None, None) => None,
     };
-    let track = pending.map(|(p, timeout_reports)| {
-        fwd.target.transactions().insert(tid, p, timeout_reports);
-        tid
-    });
+    // A tid not in the body (checked without the lock) and not outstanding on the next hop,
+    // checked and taken under one lock.
+    let body_safe_tid = || fresh_tid_for(&body, delim, |_| false);
+    let (tid, track) = match pending {
+        Some((mut p, timeout_reports)) => loop {
+            let tid = body_safe_tid();
+            match fwd
+                .target
+                .transactions()
+                .insert_new(tid, p, timeout_reports)
+            {
+                Ok(()) => break (tid, Some(tid)),
+                Err(back) => p = back,
+            }
+        },
+        None => loop {
+            let tid = body_safe_tid();
+            if !fwd.target.transactions().contains(&tid) {
+                break (tid, None);
+            }
+        },
+    };
+    let mut buf = BytesMut::with_capacity(fwd.head.raw().len() + 128);
+    write_forward_head(
+        &mut buf,
+        &fwd.head,
+        &tid,
+        fwd.pop,
+        (!whole).then_some(range),
+    );
+    let head = buf.split().freeze();
+    write_end_line(&mut buf, &tid, flag, fwd.head.has_body());
+    let end = buf.freeze();
     let frame = Frame {
         head,
         body,
