@@ -8,6 +8,7 @@
 //! What leaves a connection goes through its outbox (`outbox.rs`): written directly by the
 //! producer when the socket is free, queued for the connection's writer task otherwise.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -31,10 +32,20 @@ use tokio_util::sync::CancellationToken;
 
 use super::auth::{self, AuthOutcome, AuthState};
 use super::forward::{self, Decision};
+use super::gate::Gate;
 use super::outbox::{self, Class, Frame, Outbox, Staged, WriteHalf};
 use super::report;
 use super::transaction::{fresh_tid_for, Pending, ReportTarget, Transactions};
 use super::Shared;
+
+/// The rarely ready futures of a reader's loop (see `Reader::run`).
+enum Rare {
+    Closed,
+    ProbationOver,
+    TxnTimer,
+    TxnWake,
+    Drain,
+}
 
 /// What the local end of a connection is: the scheme and port that our URIs on it carry.
 #[derive(Debug, Clone, Copy)]
@@ -381,6 +392,9 @@ impl Reader {
         // lock, and dropping an unfired one takes it again).
         let txn_wake = handle.txn_wake.notified();
         tokio::pin!(txn_wake);
+        // The futures above almost never complete; they are polled only when one of them
+        // woke the task, not on every read (see `gate.rs`).
+        let gate = Gate::new();
         let stop = loop {
             // Graceful shutdown: close between messages, once nothing is outstanding.
             if draining
@@ -393,30 +407,61 @@ impl Reader {
             if let Some(at) = handle.transactions().arm() {
                 txn_timer.as_mut().reset(Instant::from_std(at));
                 armed = true;
+                gate.open();
             }
             let on_probation = !self.trusted();
-            let result = tokio::select! {
+            let rare = std::future::poll_fn(|cx| {
+                gate.poll(cx, |cx| {
+                    if closed.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Rare::Closed);
+                    }
+                    if on_probation && probation_timer.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Rare::ProbationOver);
+                    }
+                    if armed && txn_timer.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Rare::TxnTimer);
+                    }
+                    if txn_wake.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Rare::TxnWake);
+                    }
+                    if !draining && drain.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Rare::Drain);
+                    }
+                    Poll::Pending
+                })
+            });
+            let woke = tokio::select! {
                 biased;
-                _ = &mut closed => Err(Stop::Close("closed")),
-                _ = &mut probation_timer, if on_probation => {
-                    Err(Stop::Close("no successful request during probation (RFC 4976 §6.1)"))
+                rare = rare => Ok(rare),
+                r = self.fill() => Err(r),
+            };
+            let result = match woke {
+                Ok(rare) => {
+                    // The others may have fired too: look at all of them next time.
+                    gate.open();
+                    match rare {
+                        Rare::Closed => Err(Stop::Close("closed")),
+                        Rare::ProbationOver => Err(Stop::Close(
+                            "no successful request during probation (RFC 4976 §6.1)",
+                        )),
+                        Rare::TxnTimer => {
+                            // Fired: whatever deadline comes next must be armed again.
+                            armed = false;
+                            self.expire_transactions();
+                            self.deliver_staged().await;
+                            Ok(())
+                        }
+                        Rare::TxnWake => {
+                            txn_wake.set(handle.txn_wake.notified());
+                            Ok(())
+                        }
+                        Rare::Drain => {
+                            draining = true;
+                            Ok(())
+                        }
+                    }
                 }
-                _ = &mut txn_timer, if armed => {
-                    // Fired: whatever deadline comes next must be armed again.
-                    armed = false;
-                    self.expire_transactions();
-                    self.deliver_staged().await;
-                    Ok(())
-                }
-                _ = &mut txn_wake => {
-                    txn_wake.set(handle.txn_wake.notified());
-                    Ok(())
-                }
-                _ = &mut drain, if !draining => {
-                    draining = true;
-                    Ok(())
-                }
-                r = self.fill() => match r {
+                Err(r) => match r {
                     Ok(0) => Err(Stop::Eof),
                     Ok(_) => {
                         handle.touch();

@@ -14,6 +14,7 @@
 pub mod auth;
 pub mod connection;
 pub mod forward;
+pub mod gate;
 pub mod outbound;
 pub mod outbox;
 pub mod report;
