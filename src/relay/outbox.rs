@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
+use smallvec::SmallVec;
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
@@ -75,15 +76,14 @@ impl Frame {
         self.end.advance(n.min(self.end.len()));
     }
 
-    fn slices<'a>(&'a self, out: &mut Vec<IoSlice<'a>>) {
-        for part in std::iter::once(&self.head)
-            .chain(&self.body)
-            .chain(std::iter::once(&self.end))
-        {
-            if !part.is_empty() {
-                out.push(IoSlice::new(part));
-            }
-        }
+    fn slices<'a>(&'a self, out: &mut impl Extend<IoSlice<'a>>) {
+        out.extend(
+            std::iter::once(&self.head)
+                .chain(&self.body)
+                .chain(std::iter::once(&self.end))
+                .filter(|part| !part.is_empty())
+                .map(|part| IoSlice::new(part)),
+        );
     }
 }
 
@@ -190,7 +190,8 @@ impl Staged {
     /// because its connection is gone.
     pub async fn deliver(&mut self) -> Vec<(Arc<ConnHandle>, Vec<Frame>)> {
         let mut lost = Vec::new();
-        for (conn, frames) in std::mem::take(&mut self.by_conn) {
+        // Drained, not taken: the list keeps its room for the next read.
+        for (conn, frames) in self.by_conn.drain(..) {
             if let Err(frames) = deliver(&conn, frames).await {
                 lost.push((conn, frames));
             }
@@ -350,7 +351,8 @@ fn write_now<'a>(
     socket: &OwnedWriteHalf,
     frames: impl Iterator<Item = &'a Frame> + Clone,
 ) -> io::Result<(usize, usize)> {
-    let mut slices = Vec::with_capacity(frames.size_hint().0 * 3);
+    // On the stack for the usual few frames: a direct write happens for every read.
+    let mut slices: SmallVec<[IoSlice<'_>; 16]> = SmallVec::new();
     for f in frames.clone() {
         f.slices(&mut slices);
     }
