@@ -47,6 +47,12 @@ enum Rare {
     Drain,
 }
 
+/// What ended a turn of a reader's wait: one of the rare futures, or a read.
+enum Woke {
+    Rare(Rare),
+    Read(io::Result<usize>),
+}
+
 /// What the local end of a connection is: the scheme and port that our URIs on it carry.
 #[derive(Debug, Clone, Copy)]
 pub struct LocalEnd {
@@ -432,11 +438,11 @@ impl Reader {
             });
             let woke = tokio::select! {
                 biased;
-                rare = rare => Ok(rare),
-                r = self.fill() => Err(r),
+                rare = rare => Woke::Rare(rare),
+                r = self.fill() => Woke::Read(r),
             };
             let result = match woke {
-                Ok(rare) => {
+                Woke::Rare(rare) => {
                     // The others may have fired too: look at all of them next time.
                     gate.open();
                     match rare {
@@ -461,7 +467,7 @@ impl Reader {
                         }
                     }
                 }
-                Err(r) => match r {
+                Woke::Read(r) => match r {
                     Ok(0) => Err(Stop::Eof),
                     Ok(_) => {
                         handle.touch();
