@@ -441,13 +441,7 @@ impl Decoder {
             if lines > 0 && line.is_empty() {
                 // Blank line: the head ends and a body follows (G7).
                 let raw = take_head(buf, at);
-                return match Head::parse_inner(
-                    raw,
-                    true,
-                    &self.limits,
-                    Some(&self.line_ends),
-                    Some(&mut self.paths),
-                ) {
+                return match self.parse_head(raw, true) {
                     Ok(head) => {
                         buf.advance(2);
                         let tid = *head.tid();
@@ -470,13 +464,7 @@ impl Decoder {
                 let raw = take_head(buf, at);
                 // The end-line (without its CRLF) now starts the buffer.
                 let end_line = &buf[..end_len - 2];
-                return match Head::parse_inner(
-                    raw,
-                    false,
-                    &self.limits,
-                    Some(&self.line_ends),
-                    Some(&mut self.paths),
-                ) {
+                return match self.parse_head(raw, false) {
                     Ok(head) => {
                         let body = &end_line[7..];
                         let tid = head.tid().as_bytes();
@@ -518,6 +506,20 @@ impl Decoder {
                 return Err(self.head_limit(buf, Limit::HeadSize, lines));
             }
         }
+    }
+}
+
+impl Decoder {
+    /// Parse a complete head with the line ends found while reading it and this
+    /// connection's last paths.
+    fn parse_head(&mut self, raw: Bytes, has_body: bool) -> Result<Box<Head>, HeadFailure> {
+        Head::parse_inner(
+            raw,
+            has_body,
+            &self.limits,
+            Some(&self.line_ends),
+            Some(&mut self.paths),
+        )
     }
 }
 
