@@ -996,27 +996,17 @@ fn flush(shared: &Shared, staged: &mut Staged, fwd: &mut Forwarding, flag: Flag)
         )),
         (None, None) => None,
     };
-    // A tid not in the body (checked without the lock) and not outstanding on the next hop,
-    // checked and taken under one lock.
-    let body_safe_tid = || fresh_tid_for(&body, delim, |_| false);
-    let (tid, track) = match pending {
-        Some((mut p, timeout_reports)) => loop {
-            let tid = body_safe_tid();
-            match fwd
-                .target
-                .transactions()
-                .insert_new(tid, p, timeout_reports)
-            {
-                Ok(()) => break (tid, Some(tid)),
-                Err(back) => p = back,
-            }
-        },
-        None => loop {
-            let tid = body_safe_tid();
-            if !fwd.target.transactions().contains(&tid) {
-                break (tid, None);
-            }
-        },
+    // A tid that is not outstanding on the next hop, checked and recorded under one lock so
+    // that no other reader forwarding there can take it in between (the body is searched as
+    // well only when the decoder saw a delimiter in it, RFC 4976 §6.4).
+    let (tid, track) = {
+        let mut txns = fwd.target.transactions();
+        let tid = fresh_tid_for(&body, delim, |t| txns.contains(t));
+        let track = pending.map(|(p, timeout_reports)| {
+            txns.insert(tid, p, timeout_reports);
+            tid
+        });
+        (tid, track)
     };
     let mut buf = BytesMut::with_capacity(fwd.head.raw().len() + 128);
     write_forward_head(

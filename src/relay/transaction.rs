@@ -77,25 +77,17 @@ pub struct Transactions {
 }
 
 impl Transactions {
-    /// Remember a request written (or about to be) under `tid`, unless `tid` is outstanding
-    /// already: then `pending` comes back.
-    pub fn insert_new(
-        &mut self,
-        tid: TransactionId,
-        pending: Pending,
-        timeout_reports: bool,
-    ) -> Result<(), Pending> {
-        match self.entries.entry(tid) {
-            std::collections::hash_map::Entry::Occupied(_) => Err(pending),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(Entry {
-                    pending,
-                    deadline: None,
-                    timeout_reports,
-                });
-                Ok(())
-            }
-        }
+    /// Remember a request written (or about to be) under `tid`; the caller chose `tid` so that
+    /// it is not outstanding ([`Transactions::contains`], under the same lock).
+    pub fn insert(&mut self, tid: TransactionId, pending: Pending, timeout_reports: bool) {
+        self.entries.insert(
+            tid,
+            Entry {
+                pending,
+                deadline: None,
+                timeout_reports,
+            },
+        );
     }
 
     pub fn contains(&self, tid: &TransactionId) -> bool {
