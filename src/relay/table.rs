@@ -16,21 +16,21 @@ use rand::RngCore as _;
 use super::connection::ConnHandle;
 
 /// Who a token belongs to and how long it lives.
-pub struct Route {
-    /// The connection the AUTH came in on: the only way to reach that client.
-    pub owner: Arc<ConnHandle>,
+struct Route {
+    hop: Hop,
     /// The URI as issued, for RFC 4975 §6.1 comparison with what peers send back.
-    pub uri: MsrpUri,
-    pub expires: Instant,
-    /// Set when the URI was issued to a relay authenticated by mutual TLS: the relay's name,
-    /// on any of whose connections the URI is valid (RFC 4976 §6.3).
-    pub relay: Option<Arc<str>>,
+    uri: MsrpUri,
+    expires: Instant,
 }
 
-/// What forwarding needs of a valid route: taken out of the table without copying the URI
-/// (a lookup happens once or twice per forwarded message, on every core).
+/// Where a valid route leads: what forwarding takes out of the table (a lookup happens once
+/// or twice per forwarded message, on every core, so the issued URI is not copied out).
+#[derive(Clone)]
 pub struct Hop {
+    /// The connection the AUTH came in on: the only way to reach that client.
     pub owner: Arc<ConnHandle>,
+    /// Set when the URI was issued to a relay authenticated by mutual TLS: the relay's name,
+    /// on any of whose connections the URI is valid (RFC 4976 §6.3).
     pub relay: Option<Arc<str>>,
 }
 
@@ -65,10 +65,12 @@ impl Table {
         self.routes.insert(
             token,
             Route {
-                owner: owner.clone(),
+                hop: Hop {
+                    owner: owner.clone(),
+                    relay: relay.map(Arc::from),
+                },
                 uri: uri.clone(),
                 expires: Instant::now() + lifetime,
-                relay: relay.map(Arc::from),
             },
         );
         Some(uri)
@@ -83,13 +85,10 @@ impl Table {
         if !route.uri.equivalent(uri) {
             return None;
         }
-        if route.expires <= Instant::now() || route.owner.is_closed() {
+        if route.expires <= Instant::now() || route.hop.owner.is_closed() {
             return None;
         }
-        Some(Hop {
-            owner: route.owner.clone(),
-            relay: route.relay.clone(),
-        })
+        Some(route.hop.clone())
     }
 
     pub fn remove(&self, token: &str) {
@@ -101,7 +100,7 @@ impl Table {
         let now = Instant::now();
         let before = self.routes.len();
         self.routes
-            .retain(|_, r| r.expires > now && !r.owner.is_closed());
+            .retain(|_, r| r.expires > now && !r.hop.owner.is_closed());
         before - self.routes.len()
     }
 
