@@ -2,7 +2,7 @@
 //! (RFC 4975 §7.1.2, RFC 4976 §6.4.1).
 
 use bytes::BytesMut;
-use msrp_proto::encoder::{write_end_line, HeadWriter};
+use msrp_proto::encoder::{write_end_line, HeadWriter, HEAD_RESERVE};
 use msrp_proto::{ByteRange, Flag, HeaderName, Method, MsrpUri, Status, TransactionId};
 
 use super::outbox::Frame;
@@ -19,8 +19,7 @@ pub fn response(
     ours: &MsrpUri,
     extra: impl FnOnce(&mut HeadWriter),
 ) -> Frame {
-    // What `HeadWriter` reserves anyway: less would be reallocated at once.
-    let mut buf = BytesMut::with_capacity(256);
+    let mut buf = BytesMut::with_capacity(HEAD_RESERVE);
     let to: &[MsrpUri] = match method {
         Some(Method::Send) => &from_path[..from_path.len().min(1)],
         _ => from_path,
@@ -47,7 +46,7 @@ pub fn failure_report(
     // reported on.
     let message_id = target.message_id()?;
     let tid = new_tid();
-    let mut buf = BytesMut::with_capacity(256);
+    let mut buf = BytesMut::with_capacity(HEAD_RESERVE);
     HeadWriter::request(&mut buf, &tid, &Method::Report)
         .path(HeaderName::ToPath, target.to_path())
         .path(HeaderName::FromPath, [target.from()])

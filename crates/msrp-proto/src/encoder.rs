@@ -12,6 +12,11 @@ use crate::head::{fmt_u64, itoa_buf, ByteRange, Head, Method, StartLine, Transac
 use crate::uri::MsrpUri;
 use crate::HeaderName;
 
+/// Room [`HeadWriter`] makes sure of before writing a start line: enough for a typical head.
+/// A caller that sizes its own buffer should give at least this much, or the buffer is
+/// reallocated before its first byte.
+pub const HEAD_RESERVE: usize = 256;
+
 /// Builds a head field by field. Header names are written in their canonical case with
 /// exactly one SP after the colon (G1, G6).
 pub struct HeadWriter<'a> {
@@ -21,7 +26,7 @@ pub struct HeadWriter<'a> {
 impl<'a> HeadWriter<'a> {
     /// `MSRP SP transact-id SP method CRLF` (RFC 4975 §9 `req-start`).
     pub fn request(buf: &'a mut BytesMut, tid: &TransactionId, method: &Method) -> Self {
-        buf.reserve(256);
+        buf.reserve(HEAD_RESERVE);
         buf.put_slice(b"MSRP ");
         buf.put_slice(tid.as_bytes());
         buf.put_u8(b' ');
@@ -32,7 +37,7 @@ impl<'a> HeadWriter<'a> {
 
     /// `MSRP SP transact-id SP status-code [SP comment] CRLF` (RFC 4975 §9 `resp-start`).
     pub fn response(buf: &'a mut BytesMut, tid: &TransactionId, code: u16, comment: &[u8]) -> Self {
-        buf.reserve(256);
+        buf.reserve(HEAD_RESERVE);
         buf.put_slice(b"MSRP ");
         buf.put_slice(tid.as_bytes());
         buf.put_u8(b' ');
