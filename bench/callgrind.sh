@@ -10,7 +10,12 @@
 # by the difference in messages is the relay's user-space cost of one message (its SEND in,
 # the SEND out, the 200 back to the sender and the receiver's 200 in), without start-up,
 # certificate generation and AUTH. Kernel time is not counted.
-# Knobs: N1 (2000), N2 (6000), OUT (a directory to keep the callgrind.out files in).
+# Knobs: N1 (2000), N2 (6000), OUT (a directory to keep the callgrind.out files in),
+# MSGS_ARGS (more msrp-bench msgs arguments; "--rate 2000" paces the SENDs so that each read
+# carries one message, which is what the relay costs under light and paced load; paced counts
+# vary by a few percent from run to run, as the number of wake-ups per message does).
+#
+#   N1=1000 N2=3000 MSGS_ARGS="--rate 2000" bench/callgrind.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -56,8 +61,10 @@ for n in "$N1" "$N2"; do
   export CALLGRIND_OUT=$OUT/callgrind.$n.out
   mkdir -p "$WORK/run$n"
   start_relay "$WORK/bin" "$WORK/run$n"
+  # MSGS_ARGS is split into words on purpose.
+  # shellcheck disable=SC2086
   "$BIN/msrp-bench" --json --max-time 300 msgs "${RELAY_ARGS[@]}" --pairs 4 --count "$n" \
-    --window 16 >"$WORK/run$n/report.json"
+    --window 16 ${MSGS_ARGS:-} >"$WORK/run$n/report.json"
   stop_relay
   TOTAL[$n]=$(total "$CALLGRIND_OUT")
   [ -n "${TOTAL[$n]}" ] || { echo "no callgrind total for $n messages" >&2; exit 1; }
