@@ -599,3 +599,67 @@ async fn every_piece_respects_a_small_chunk_size() {
         Some(200)
     );
 }
+
+/// A response whose first To-Path URI is not the relay URI the request was sent from is not
+/// the relay's (RFC 4976 §6.4.3, checklist 64): it is dropped, so the 415 in it never reaches
+/// Alice and her SEND times out (REPORT 408). The same 415 correctly addressed is reported
+/// at once.
+#[tokio::test]
+async fn rfc4976_s6_4_3_response_to_another_uri_is_dropped() {
+    let relay = TestRelay::start_with(|s| s.limits.transaction_timeout_secs = 1).await;
+    let (mut alice, mut bob, to, alice_uri) = alice_and_bob(&relay).await;
+    let from = std::slice::from_ref(&alice_uri);
+
+    let answer = |m: &Message, first_to: &str| {
+        format!(
+            "MSRP {tid} 415 Unsupported Media Type\r\nTo-Path: {first_to}\r\nFrom-Path: {bob}\r\n-------{tid}$\r\n",
+            tid = m.head.tid(),
+            bob = m.head.to_path()[0],
+        )
+    };
+
+    // Correctly addressed (To-Path: the first From-Path URI Bob received): REPORT 415 at once.
+    let opts = SendOptions {
+        message_id: "first",
+        ..SendOptions::default()
+    };
+    alice.send(&to, from, &opts, b"one").await.unwrap();
+    assert_eq!(
+        alice.read_message(T).await.unwrap().head.response_code(),
+        Some(200)
+    );
+    let m = bob.read_message(T).await.unwrap();
+    let ours = m.head.from_path()[0].to_string();
+    bob.write_raw(answer(&m, &ours).as_bytes()).await.unwrap();
+    let r = alice.read_message(T).await.unwrap();
+    assert_eq!(r.head.method(), Some(&Method::Report), "{:?}", r.head);
+    assert_eq!(r.head.message_id(), Some(&b"first"[..]));
+    assert_eq!(r.head.status().map(|s| s.code), Some(415));
+
+    // Addressed to another URI (the same host, another session-id): dropped.
+    let opts = SendOptions {
+        message_id: "second",
+        ..SendOptions::default()
+    };
+    alice.send(&to, from, &opts, b"two").await.unwrap();
+    assert_eq!(
+        alice.read_message(T).await.unwrap().head.response_code(),
+        Some(200)
+    );
+    let m = bob.read_message(T).await.unwrap();
+    let written = Instant::now();
+    let mut other = m.head.from_path()[0].to_string();
+    let slash = other.rfind('/').expect("a relay URI has a session-id");
+    other.insert(slash + 1, 'x');
+    bob.write_raw(answer(&m, &other).as_bytes()).await.unwrap();
+    let r = alice.read_message(T).await.unwrap();
+    assert_eq!(r.head.method(), Some(&Method::Report), "{:?}", r.head);
+    assert_eq!(r.head.message_id(), Some(&b"second"[..]));
+    assert_eq!(r.head.status().map(|s| s.code), Some(408), "{:?}", r.head);
+    assert!(
+        written.elapsed() >= Duration::from_millis(800),
+        "REPORT after {:?}: the misaddressed response was taken",
+        written.elapsed()
+    );
+    nothing_arrives(&mut alice, "Alice").await;
+}

@@ -35,7 +35,9 @@ use super::forward::{self, Decision};
 use super::gate::Gate;
 use super::outbox::{self, Class, Frame, Outbox, Staged, WriteHalf};
 use super::report;
-use super::transaction::{fresh_tid_for, Pending, ReportTarget, Transactions};
+use super::transaction::{
+    forwarded_from, fresh_tid_for, Answer, Pending, ReportTarget, Transactions,
+};
 use super::Shared;
 
 /// The rarely ready futures of a reader's loop (see `Reader::run`).
@@ -714,6 +716,7 @@ impl Reader {
                 conn: self.handle.clone(),
                 head: head.clone(),
                 mode: head.failure_report(),
+                ours: forwarded_from(head.to_path().len(), pop),
             })
         });
         let auth_return =
@@ -809,10 +812,21 @@ impl Reader {
     /// A response to a request this relay sent on this connection (RFC 4976 §6.4.3).
     async fn on_response(&mut self, head: &Head) {
         let code = head.response_code().unwrap_or(0);
-        let pending = self.handle.transactions().complete(head.tid());
-        let Some(pending) = pending else {
-            tracing::debug!(peer = %self.handle.peer, conn = self.handle.id, tid = %head.tid(), "response matches no transaction; dropped (RFC 4976 §6.4.3)");
-            return;
+        let answer = self
+            .handle
+            .transactions()
+            .answer(head.tid(), &head.to_path()[0]);
+        let pending = match answer {
+            Answer::Matched(pending) => pending,
+            Answer::Unknown => {
+                tracing::debug!(peer = %self.handle.peer, conn = self.handle.id, tid = %head.tid(), "response matches no transaction; dropped (RFC 4976 §6.4.3)");
+                return;
+            }
+            Answer::Misaddressed => {
+                tracing::info!(peer = %self.handle.peer, conn = self.handle.id, tid = %head.tid(), to = %head.to_path()[0], "response not addressed to the URI the request was sent from; dropped (RFC 4976 §6.4.3)");
+                self.shared.metrics.rejection("misaddressed_response");
+                return;
+            }
         };
         match pending {
             Pending::Send { report, range } => {
@@ -834,7 +848,7 @@ impl Reader {
                     );
                 }
             }
-            Pending::Auth { back, tid } => {
+            Pending::Auth { back, tid, .. } => {
                 // An AUTH response travels on (RFC 4976 §6.4.3): our URI moves from To-Path
                 // to From-Path, the client's tid comes back, every other header is untouched.
                 if head.to_path().len() < 2 {
@@ -991,6 +1005,7 @@ fn flush(shared: &Shared, staged: &mut Staged, fwd: &mut Forwarding, flag: Flag)
             Pending::Auth {
                 back: back.clone(),
                 tid: *orig,
+                ours: fwd.head.to_path()[forwarded_from(fwd.head.to_path().len(), fwd.pop)].clone(),
             },
             false,
         )),

@@ -6,6 +6,7 @@
 //! the last byte of the request on the wire (§6.4.1), and since the timeout is the same for
 //! every transaction, deadlines arrive in order: a FIFO is the whole timer wheel.
 
+use std::collections::hash_map::Entry as Slot;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,6 +24,9 @@ pub struct ReportTarget {
     /// REPORT goes copies nothing.
     pub head: Arc<Head>,
     pub mode: FailureReport,
+    /// Where in the received To-Path the URI of ours sits that the forwarded request carried
+    /// first in From-Path (see [`forwarded_from`]).
+    pub ours: usize,
 }
 
 impl ReportTarget {
@@ -41,6 +45,13 @@ impl ReportTarget {
     }
 }
 
+/// Where, in a received request's To-Path, the URI of ours sits that a forward popping `pop`
+/// URIs puts first in From-Path (`write_forward_head` moves them there in reverse order).
+/// The next hop's response names that URI first in its To-Path (RFC 4975 §7.2).
+pub fn forwarded_from(to_path_len: usize, pop: usize) -> usize {
+    pop.min(to_path_len.saturating_sub(1)).max(1) - 1
+}
+
 /// What the relay is waiting for.
 pub enum Pending {
     /// A forwarded piece of a SEND; a non-200 or a timeout becomes a REPORT.
@@ -53,7 +64,30 @@ pub enum Pending {
     Auth {
         back: Arc<ConnHandle>,
         tid: TransactionId,
+        /// The URI of ours the forwarded AUTH carried first in From-Path.
+        ours: MsrpUri,
     },
+}
+
+impl Pending {
+    /// The URI of ours a response to this request must name first in To-Path.
+    pub fn answered_at(&self) -> &MsrpUri {
+        match self {
+            Pending::Send { report, .. } => &report.head.to_path()[report.ours],
+            Pending::Auth { ours, .. } => ours,
+        }
+    }
+}
+
+/// What a response found among the outstanding transactions.
+pub enum Answer {
+    /// The transaction it answers, now complete.
+    Matched(Pending),
+    /// No transaction of ours has its tid.
+    Unknown,
+    /// The tid is outstanding, but the response's first To-Path URI is not the URI of ours
+    /// the request was sent from: not our response (RFC 4976 §6.4.3). The transaction stays.
+    Misaddressed,
 }
 
 struct Entry {
@@ -119,7 +153,19 @@ impl Transactions {
         Some(next)
     }
 
-    /// A response arrived: the transaction is over.
+    /// A response arrived, naming `to` first in its To-Path: the transaction is over if
+    /// `to` is the URI of ours its request was sent from (RFC 4976 §6.4.3).
+    pub fn answer(&mut self, tid: &TransactionId, to: &MsrpUri) -> Answer {
+        match self.entries.entry(*tid) {
+            Slot::Vacant(_) => Answer::Unknown,
+            Slot::Occupied(e) if !e.get().pending.answered_at().equivalent(to) => {
+                Answer::Misaddressed
+            }
+            Slot::Occupied(e) => Answer::Matched(e.remove().pending),
+        }
+    }
+
+    /// The transaction is over without a response (its request was never written).
     pub fn complete(&mut self, tid: &TransactionId) -> Option<Pending> {
         self.entries.remove(tid).map(|e| e.pending)
     }
