@@ -123,6 +123,7 @@ fn check_referenced_files(settings: &Settings) -> anyhow::Result<Option<usize>> 
 
 /// Runs the relay until SIGTERM or SIGINT.
 fn serve(settings: Settings, config_path: Option<PathBuf>) -> ExitCode {
+    no_transparent_huge_pages();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     // 0 keeps tokio's default: one worker per core (or TOKIO_WORKER_THREADS).
     if settings.relay.worker_threads > 0 {
@@ -145,6 +146,18 @@ fn serve(settings: Settings, config_path: Option<PathBuf>) -> ExitCode {
             }
         }
     })
+}
+
+/// Transparent huge pages off for this process. mimalloc asks for them on its memory
+/// (MADV_HUGEPAGE), so a page fault there zeroes 2 MiB at once, after compacting memory if
+/// none is free: measured as stalls of 20-70 ms in one run of three seconds out of two at
+/// 100k msgs/s, and 4% of the relay's CPU at paced load (BENCHMARKS.md, "Fifth round").
+/// The flag covers memory already mapped; pages that are huge stay so.
+fn no_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
+        tracing::warn!(error = %e, "cannot turn transparent huge pages off (prctl PR_SET_THP_DISABLE); latency may show stalls");
+    }
 }
 
 /// A random password for the development user: 20 alphanumerics.

@@ -528,3 +528,19 @@ async fn sigterm_during_a_bulk_transfer_exits_0_within_the_grace_period() {
     );
     writer.abort();
 }
+
+/// The serving relay turns transparent huge pages off for itself (prctl PR_SET_THP_DISABLE,
+/// see `no_transparent_huge_pages` in src/main.rs): with them, page faults on mimalloc's
+/// memory stalled forwarding for tens of milliseconds (BENCHMARKS.md, "Fifth round").
+#[test]
+fn serving_relay_runs_without_transparent_huge_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut relay, _, _) = tcp_relay_with_users(dir.path(), &htdigest("alice", "pw"), "");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", relay.child.id())).unwrap();
+    let thp = status
+        .lines()
+        .find_map(|l| l.strip_prefix("THP_enabled:"))
+        .map(str::trim);
+    assert_eq!(thp, Some("0"), "/proc/<pid>/status:\n{status}");
+    assert_eq!(relay.terminate().code(), Some(0));
+}
