@@ -36,7 +36,7 @@ use super::gate::Gate;
 use super::outbox::{self, Class, Frame, Outbox, Staged, WriteHalf};
 use super::report;
 use super::transaction::{
-    forwarded_from, fresh_tid_for, Answer, Pending, ReportTarget, Transactions,
+    forwarded_from, fresh_tid_for, Answer, AuthReturn, Pending, ReportTarget, Transactions,
 };
 use super::Shared;
 
@@ -848,7 +848,8 @@ impl Reader {
                     );
                 }
             }
-            Pending::Auth { back, tid, .. } => {
+            Pending::Auth(auth) => {
+                let AuthReturn { back, tid, .. } = *auth;
                 // An AUTH response travels on (RFC 4976 §6.4.3): our URI moves from To-Path
                 // to From-Path, the client's tid comes back, every other header is untouched.
                 if head.to_path().len() < 2 {
@@ -1002,11 +1003,11 @@ fn flush(shared: &Shared, staged: &mut Staged, fwd: &mut Forwarding, flag: Flag)
             report.mode == FailureReport::Yes,
         )),
         (None, Some((back, orig))) => Some((
-            Pending::Auth {
+            Pending::Auth(Box::new(AuthReturn {
                 back: back.clone(),
                 tid: *orig,
                 ours: fwd.head.to_path()[forwarded_from(fwd.head.to_path().len(), fwd.pop)].clone(),
-            },
+            })),
             false,
         )),
         (None, None) => None,

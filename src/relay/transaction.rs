@@ -59,14 +59,18 @@ pub enum Pending {
         report: Arc<ReportTarget>,
         range: ByteRange,
     },
-    /// A forwarded AUTH (tunnelled to another relay, RFC 4976 §5.1): its response goes back
-    /// to `back` under the client's own transaction id (§6.4.3).
-    Auth {
-        back: Arc<ConnHandle>,
-        tid: TransactionId,
-        /// The URI of ours the forwarded AUTH carried first in From-Path.
-        ours: MsrpUri,
-    },
+    /// A forwarded AUTH (tunnelled to another relay, RFC 4976 §5.1). Boxed: AUTHs are rare,
+    /// and every entry of the table is as large as the largest variant.
+    Auth(Box<AuthReturn>),
+}
+
+/// Where the response to a forwarded AUTH goes: back to `back` under the client's own
+/// transaction id (RFC 4976 §6.4.3).
+pub struct AuthReturn {
+    pub back: Arc<ConnHandle>,
+    pub tid: TransactionId,
+    /// The URI of ours the forwarded AUTH carried first in From-Path.
+    pub ours: MsrpUri,
 }
 
 impl Pending {
@@ -74,7 +78,7 @@ impl Pending {
     pub fn answered_at(&self) -> &MsrpUri {
         match self {
             Pending::Send { report, .. } => &report.head.to_path()[report.ours],
-            Pending::Auth { ours, .. } => ours,
+            Pending::Auth(auth) => &auth.ours,
         }
     }
 }
