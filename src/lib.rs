@@ -1,6 +1,7 @@
 //! msrp-relay: an MSRP relay daemon (RFC 4975, RFC 4976) around the sans-IO `msrp_proto` crate.
 
 pub mod admin;
+pub mod alloc;
 pub mod cli;
 pub mod client;
 pub mod commands;

@@ -14,9 +14,10 @@ use msrp_relay::credentials::UsersFile;
 use msrp_relay::{logging, tls};
 
 /// mimalloc: per-message allocations (heads, frames) and per-read buffers are its sweet spot,
-/// and it returns memory to the OS more readily than glibc after connection storms.
+/// and it returns memory to the OS more readily than glibc after connection storms. Called
+/// through `alloc::RelayAlloc`, which avoids its slow aligned path (see there).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: msrp_relay::alloc::RelayAlloc = msrp_relay::alloc::RelayAlloc;
 
 /// Exit code for configuration errors.
 const EXIT_CONFIG: u8 = 2;
