@@ -336,6 +336,19 @@ mod tests {
     use super::*;
     use bytes::Bytes;
 
+    /// The forwarded From-Path starts with the last of our popped URIs (RFC 4976 §6.4.1): the
+    /// one a response must name (§6.4.3). `write_forward_head` always leaves one To-Path URI.
+    #[test]
+    fn forwarded_from_is_the_last_popped_uri() {
+        // <relay> <next>: our URI is first.
+        assert_eq!(forwarded_from(2, 1), 0);
+        // <relay for Alice> <relay for Bob> <Bob>: crossing twice, the second one.
+        assert_eq!(forwarded_from(3, 2), 1);
+        // pop clamped as write_forward_head clamps it.
+        assert_eq!(forwarded_from(2, 2), 0);
+        assert_eq!(forwarded_from(4, 1), 0);
+    }
+
     #[test]
     fn fresh_tids_are_idents_and_differ() {
         let a = new_tid();
