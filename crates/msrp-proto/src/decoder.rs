@@ -147,7 +147,6 @@ enum Scan {
 pub struct Decoder {
     limits: Limits,
     state: State,
-    delim: Finder<'static>,
     /// The CRLF offsets of the head lines read so far (relative to the head's start), handed
     /// to the head parser so that it does not search them again. Reused between messages.
     line_ends: Vec<u32>,
@@ -158,6 +157,11 @@ pub struct Decoder {
     paths: PathMemo,
 }
 
+/// The searcher for `CRLF "-------"`, built once for the process: a `Finder` is 288 bytes, and
+/// a relay holds a decoder per connection.
+static DELIM_FINDER: std::sync::LazyLock<Finder<'static>> =
+    std::sync::LazyLock::new(|| Finder::new(DELIM));
+
 impl Decoder {
     pub fn new(limits: Limits) -> Decoder {
         Decoder {
@@ -166,7 +170,6 @@ impl Decoder {
                 scanned: 0,
                 lines: 0,
             },
-            delim: Finder::new(DELIM).into_owned(),
             line_ends: Vec::with_capacity(16),
             body_delim: true,
             paths: PathMemo::default(),
@@ -293,7 +296,8 @@ impl Decoder {
         // Every occurrence found so far begins before the position returned: a match is
         // complete (DELIM.len() > HOLD), so it begins before `buf.len() - HOLD`.
         let mut delim = false;
-        while let Some(rel) = self.delim.find(&buf[from..]) {
+        let finder = &*DELIM_FINDER;
+        while let Some(rel) = finder.find(&buf[from..]) {
             let at = from + rel;
             let tid_at = at + DELIM.len();
             let have = buf.len().min(tid_at + tid.len());
