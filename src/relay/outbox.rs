@@ -251,7 +251,18 @@ pub async fn deliver(conn: &ConnHandle, frames: Batch) -> Result<(), Vec<Frame>>
         };
         release(conn, started);
     }
-    let mut rest = rest.into_iter();
+    if rest.is_empty() {
+        return Ok(());
+    }
+    // Boxed: queueing may wait for room, and its future is large. Most deliveries are direct
+    // writes that never get here, and every connection's reader task would otherwise carry
+    // room for it while idle.
+    Box::pin(queue_all(conn, rest)).await
+}
+
+/// Queue `frames` in order for `conn`'s writer task (see [`push`]).
+async fn queue_all(conn: &ConnHandle, frames: Batch) -> Result<(), Vec<Frame>> {
+    let mut rest = frames.into_iter();
     while let Some((class, frame)) = rest.next() {
         if let Err(frame) = push(conn, class, frame).await {
             let mut lost = vec![frame];
@@ -561,7 +572,9 @@ pub async fn write_loop(conn: Arc<ConnHandle>, mut wr: WriteHalf) {
         wr.flush().await.ok();
         wr.shutdown().await;
     };
-    let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain).await;
+    // Boxed: it runs once, at the end, and inline every idle connection's writer task would
+    // carry room for it.
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, Box::pin(drain)).await;
     close_outbox(&conn);
 }
 
