@@ -18,7 +18,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use msrp_proto::encoder::{write_end_line, write_forward_head};
+use msrp_proto::encoder::{forwarded_from, write_end_line, write_forward_head};
 use msrp_proto::{
     ByteRange, DecodeError, Decoder, Event, FailureReport, Flag, Head, Method, Scheme, Status,
 };
@@ -35,9 +35,7 @@ use super::forward::{self, Decision};
 use super::gate::Gate;
 use super::outbox::{self, Class, Frame, Outbox, Staged, WriteHalf};
 use super::report;
-use super::transaction::{
-    forwarded_from, fresh_tid_for, Answer, AuthReturn, Pending, ReportTarget, Transactions,
-};
+use super::transaction::{fresh_tid_for, Answer, AuthReturn, Pending, ReportTarget, Transactions};
 use super::Shared;
 
 /// The rarely ready futures of a reader's loop (see `Reader::run`).
@@ -754,7 +752,7 @@ impl Reader {
                 conn: self.handle.clone(),
                 head: head.clone(),
                 mode: head.failure_report(),
-                ours: forwarded_from(head.to_path().len(), pop),
+                ours: forwarded_from(head.to_path(), pop),
             })
         });
         let auth_return =
@@ -1044,7 +1042,7 @@ fn flush(shared: &Shared, staged: &mut Staged, fwd: &mut Forwarding, flag: Flag)
             Pending::Auth(Box::new(AuthReturn {
                 back: back.clone(),
                 tid: *orig,
-                ours: fwd.head.to_path()[forwarded_from(fwd.head.to_path().len(), fwd.pop)].clone(),
+                ours: fwd.head.to_path()[forwarded_from(fwd.head.to_path(), fwd.pop)].clone(),
             })),
             false,
         )),

@@ -25,7 +25,7 @@ pub struct ReportTarget {
     pub head: Arc<Head>,
     pub mode: FailureReport,
     /// Where in the received To-Path the URI of ours sits that the forwarded request carried
-    /// first in From-Path (see [`forwarded_from`]).
+    /// first in From-Path (see `msrp_proto::encoder::forwarded_from`).
     pub ours: usize,
 }
 
@@ -43,13 +43,6 @@ impl ReportTarget {
     pub fn message_id(&self) -> Option<&[u8]> {
         self.head.message_id()
     }
-}
-
-/// Where, in a received request's To-Path, the URI of ours sits that a forward popping `pop`
-/// URIs puts first in From-Path (`write_forward_head` moves them there in reverse order).
-/// The next hop's response names that URI first in its To-Path (RFC 4975 §7.2).
-pub fn forwarded_from(to_path_len: usize, pop: usize) -> usize {
-    pop.min(to_path_len.saturating_sub(1)).max(1) - 1
 }
 
 /// What the relay is waiting for.
@@ -335,19 +328,6 @@ fn end_line_in(hay: &[u8], tid: &[u8]) -> bool {
 mod tests {
     use super::*;
     use bytes::Bytes;
-
-    /// The forwarded From-Path starts with the last of our popped URIs (RFC 4976 §6.4.1): the
-    /// one a response must name (§6.4.3). `write_forward_head` always leaves one To-Path URI.
-    #[test]
-    fn forwarded_from_is_the_last_popped_uri() {
-        // <relay> <next>: our URI is first.
-        assert_eq!(forwarded_from(2, 1), 0);
-        // <relay for Alice> <relay for Bob> <Bob>: crossing twice, the second one.
-        assert_eq!(forwarded_from(3, 2), 1);
-        // pop clamped as write_forward_head clamps it.
-        assert_eq!(forwarded_from(2, 2), 0);
-        assert_eq!(forwarded_from(4, 1), 0);
-    }
 
     #[test]
     fn fresh_tids_are_idents_and_differ() {

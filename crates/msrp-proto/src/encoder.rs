@@ -153,7 +153,7 @@ pub fn write_forward_head(
     byte_range: Option<ByteRange>,
 ) {
     let to = head.to_path();
-    let pop = pop.min(to.len().saturating_sub(1));
+    let pop = moved(to.len(), pop);
     buf.reserve(head.raw().len() + 64);
     let mut w = match head.start_line() {
         StartLine::Request { method, .. } => HeadWriter::request(buf, tid, method),
@@ -185,10 +185,51 @@ pub fn write_forward_head(
     w.finish(head.has_body());
 }
 
+/// How many To-Path URIs a forward popping `pop` moves: never the last one.
+fn moved(to_len: usize, pop: usize) -> usize {
+    pop.min(to_len.saturating_sub(1))
+}
+
+/// Where in `to_path` the URI sits that [`write_forward_head`] puts first in From-Path (the
+/// last one it moves, they go in reverse order): the URI the next hop's response names first
+/// in its To-Path (RFC 4975 §7.2), by which a relay knows the response is its own (RFC 4976
+/// §6.4.3).
+pub fn forwarded_from(to_path: &[MsrpUri], pop: usize) -> usize {
+    moved(to_path.len(), pop).saturating_sub(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{Decoder, Event, Limits};
+
+    /// `forwarded_from` names the URI that the rewrite really puts first in From-Path, for
+    /// one hop, two (a request crossing the relay twice, RFC 7977 §8.3.2), and a `pop` that
+    /// is clamped because it would leave no To-Path URI.
+    #[test]
+    fn forwarded_from_is_what_the_rewrite_puts_first_in_from_path() {
+        let input = &b"MSRP tid1 SEND\r\nTo-Path: msrp://r.example.com:1/a;tcp msrp://r.example.com:1/b;tcp msrp://bob.example.com:2/c;tcp\r\nFrom-Path: msrp://alice.example.com:3/d;tcp\r\n-------tid1$\r\n"[..];
+        let mut buf = BytesMut::from(input);
+        let Ok(Some(Event::Head(head))) = Decoder::new(Limits::default()).decode(&mut buf) else {
+            panic!("the test message does not decode");
+        };
+        let tid = TransactionId::new(b"tid2").unwrap_or_else(|| unreachable!("an ident"));
+        for pop in [1, 2, 3] {
+            let mut out = BytesMut::new();
+            write_forward_head(&mut out, &head, &tid, pop, None);
+            out.extend_from_slice(b"-------tid2$\r\n");
+            let Ok(Some(Event::Head(fwd))) = Decoder::new(Limits::default()).decode(&mut out)
+            else {
+                panic!("the forwarded head does not decode (pop {pop})");
+            };
+            let at = forwarded_from(head.to_path(), pop);
+            assert_eq!(
+                fwd.from_path()[0].as_str(),
+                head.to_path()[at].as_str(),
+                "pop {pop}"
+            );
+        }
+    }
 
     /// Found by the proptest round trip: a response code below 100 was written as `0` or `42`,
     /// which is not `3DIGIT` (RFC 4975 §9), so a forwarded `MSRP tid 042` response no longer
