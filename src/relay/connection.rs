@@ -253,20 +253,24 @@ const CTRL_QUEUE: usize = 1024;
 /// First read buffer of a connection; it doubles while reads fill it.
 const MIN_READ: usize = 4096;
 
+/// A connection as it was opened: accepted on a listener or dialled to a next hop.
+pub struct Opened {
+    pub stream: Stream,
+    pub peer: SocketAddr,
+    pub local: LocalEnd,
+    /// The certificate the peer presented, verified (TLS only).
+    pub peer_cert: Option<rustls_pki_types::CertificateDer<'static>>,
+    pub origin: Origin,
+    /// The listener's connection permit and gauge, released when the connection ends.
+    pub guard: Option<ConnGuard>,
+}
+
 /// Start the actor for an established connection.
-pub fn spawn(
-    stream: Stream,
-    peer: SocketAddr,
-    local: LocalEnd,
-    peer_cert: Option<rustls_pki_types::CertificateDer<'static>>,
-    origin: Origin,
-    guard: Option<ConnGuard>,
-    shared: Arc<Shared>,
-) -> Arc<ConnHandle> {
-    let (handle, writer, reader) = actor(stream, peer, local, peer_cert, origin, guard, &shared);
+pub fn spawn(opened: Opened, shared: Arc<Shared>) -> Arc<ConnHandle> {
+    let (handle, writer, reader) = actor(opened, &shared);
     let writer = shared.tasks.spawn(writer);
     shared.tasks.spawn(reader.run(writer));
-    tracing::debug!(peer = %peer, conn = handle.id, "connection open");
+    tracing::debug!(peer = %handle.peer, conn = handle.id, "connection open");
     handle
 }
 
@@ -274,14 +278,17 @@ pub fn spawn(
 /// `run` is the other task). Every open connection holds both tasks for as long as it lives,
 /// so their futures' sizes are most of its idle memory (see the test below).
 fn actor(
-    stream: Stream,
-    peer: SocketAddr,
-    local: LocalEnd,
-    peer_cert: Option<rustls_pki_types::CertificateDer<'static>>,
-    origin: Origin,
-    guard: Option<ConnGuard>,
+    opened: Opened,
     shared: &Arc<Shared>,
 ) -> (Arc<ConnHandle>, impl Future<Output = ()>, Reader) {
+    let Opened {
+        stream,
+        peer,
+        local,
+        peer_cert,
+        origin,
+        guard,
+    } = opened;
     let settings = shared.settings();
     let hard_stop = shared.shutdown.child_token();
     let (rd, wr) = stream.split();
@@ -1121,15 +1128,15 @@ mod tests {
             port: addr.port(),
             secure: false,
         };
-        let (handle, writer, reader) = actor(
-            Stream::Tcp(server),
+        let opened = Opened {
+            stream: Stream::Tcp(server),
             peer,
             local,
-            None,
-            Origin::Inbound,
-            None,
-            &shared,
-        );
+            peer_cert: None,
+            origin: Origin::Inbound,
+            guard: None,
+        };
+        let (handle, writer, reader) = actor(opened, &shared);
         let reader = reader.run(tokio::spawn(async {}));
         let (r, w) = (
             std::mem::size_of_val(&reader),

@@ -16,7 +16,7 @@ use msrp_proto::{MsrpUri, Scheme};
 use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 
-use super::connection::{self, ConnHandle, LocalEnd, Origin, Stream};
+use super::connection::{self, ConnHandle, LocalEnd, Opened, Origin, Stream};
 use super::Shared;
 
 /// The port of a relay found from a portless AUTH URI (RFC 4976 §8, RFC 4975 §15.4).
@@ -300,15 +300,15 @@ impl Outbound {
         };
         let origin = Origin::Outbound(key.clone());
         if !secure {
-            return Ok(connection::spawn(
-                Stream::Tcp(tcp),
-                addr,
+            let opened = Opened {
+                stream: Stream::Tcp(tcp),
+                peer: addr,
                 local,
-                None,
+                peer_cert: None,
                 origin,
-                None,
-                shared.clone(),
-            ));
+                guard: None,
+            };
+            return Ok(connection::spawn(opened, shared.clone()));
         }
         let config = shared.client_tls().ok_or(DialError::NoTrustRoots)?;
         // SNI and the certificate check use the URI's host: a dNSName, or an IP address SAN
@@ -344,14 +344,14 @@ impl Outbound {
             .peer_certificates()
             .and_then(|c| c.first())
             .map(|c| c.clone().into_owned());
-        Ok(connection::spawn(
-            Stream::Tls(Box::new(tokio_rustls::TlsStream::Client(tls))),
-            addr,
+        let opened = Opened {
+            stream: Stream::Tls(Box::new(tokio_rustls::TlsStream::Client(tls))),
+            peer: addr,
             local,
             peer_cert,
             origin,
-            None,
-            shared.clone(),
-        ))
+            guard: None,
+        };
+        Ok(connection::spawn(opened, shared.clone()))
     }
 }

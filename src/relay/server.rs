@@ -16,7 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
-use super::connection::{self, ConnGuard, LocalEnd, Origin, Stream};
+use super::connection::{self, ConnGuard, LocalEnd, Opened, Origin, Stream};
 use super::Shared;
 use crate::config::{ListenerConfig, Transport};
 use crate::metrics::ListenerLabels;
@@ -125,15 +125,15 @@ impl Listener {
                 };
                 // The permit and the gauge go with the connection, which ends this task.
                 let guard = ConnGuard::new(permit, open);
-                connection::spawn(
+                let opened = Opened {
                     stream,
                     peer,
                     local,
                     peer_cert,
-                    Origin::Inbound,
-                    Some(guard),
-                    shared2,
-                );
+                    origin: Origin::Inbound,
+                    guard: Some(guard),
+                };
+                connection::spawn(opened, shared2);
             });
         }
         tracing::info!(address = %self.local_addr, "listener stopped");
