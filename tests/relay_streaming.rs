@@ -44,6 +44,29 @@ fn body_bytes(n: usize) -> Vec<u8> {
         .collect()
 }
 
+/// Alice sends `body` as Message-ID `message_id` and gets her hop-by-hop 200 (RFC 4976
+/// §6.4.1); Bob's copy is returned, not yet answered.
+async fn send_one(
+    alice: &mut Connection,
+    bob: &mut Connection,
+    to: &[MsrpUri],
+    from: &MsrpUri,
+    message_id: &str,
+    body: &[u8],
+) -> Message {
+    let opts = SendOptions {
+        message_id,
+        ..SendOptions::default()
+    };
+    alice
+        .send(to, std::slice::from_ref(from), &opts, body)
+        .await
+        .unwrap();
+    let ok = alice.read_message(T).await.unwrap();
+    assert_eq!(ok.head.response_code(), Some(200), "{:?}", ok.head);
+    bob.read_message(T).await.unwrap()
+}
+
 async fn nothing_arrives(c: &mut Connection, who: &str) {
     match c.read_message(QUIET).await {
         Err(ClientError::Timeout(..)) => {}
@@ -351,28 +374,14 @@ async fn a_receiver_reset_mid_transfer_is_reported_at_once() {
 async fn timeout_after_an_answered_transaction_still_reports_408() {
     let relay = TestRelay::start_with(|s| s.limits.transaction_timeout_secs = 1).await;
     let (mut alice, mut bob, to, alice_uri) = alice_and_bob(&relay).await;
-    let from = std::slice::from_ref(&alice_uri);
 
     // First message: Bob answers, Alice gets her 200 and nothing else.
-    alice
-        .send(&to, from, &SendOptions::default(), b"one")
-        .await
-        .unwrap();
-    let ok = alice.read_message(T).await.unwrap();
-    assert_eq!(ok.head.response_code(), Some(200));
-    let m = bob.read_message(T).await.unwrap();
+    let m = send_one(&mut alice, &mut bob, &to, &alice_uri, "first", b"one").await;
     bob.respond(&m.head, 200, "OK").await.unwrap();
 
     // Second message, 600 ms later: Bob stays silent.
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let opts = SendOptions {
-        message_id: "second",
-        ..SendOptions::default()
-    };
-    alice.send(&to, from, &opts, b"two").await.unwrap();
-    let ok = alice.read_message(T).await.unwrap();
-    assert_eq!(ok.head.response_code(), Some(200));
-    let m = bob.read_message(T).await.unwrap();
+    let m = send_one(&mut alice, &mut bob, &to, &alice_uri, "second", b"two").await;
     let written = Instant::now();
     assert_eq!(m.body_str(), "two");
 
@@ -608,7 +617,6 @@ async fn every_piece_respects_a_small_chunk_size() {
 async fn rfc4976_s6_4_3_response_to_another_uri_is_dropped() {
     let relay = TestRelay::start_with(|s| s.limits.transaction_timeout_secs = 1).await;
     let (mut alice, mut bob, to, alice_uri) = alice_and_bob(&relay).await;
-    let from = std::slice::from_ref(&alice_uri);
 
     let answer = |m: &Message, first_to: &str| {
         format!(
@@ -619,16 +627,7 @@ async fn rfc4976_s6_4_3_response_to_another_uri_is_dropped() {
     };
 
     // Correctly addressed (To-Path: the first From-Path URI Bob received): REPORT 415 at once.
-    let opts = SendOptions {
-        message_id: "first",
-        ..SendOptions::default()
-    };
-    alice.send(&to, from, &opts, b"one").await.unwrap();
-    assert_eq!(
-        alice.read_message(T).await.unwrap().head.response_code(),
-        Some(200)
-    );
-    let m = bob.read_message(T).await.unwrap();
+    let m = send_one(&mut alice, &mut bob, &to, &alice_uri, "first", b"one").await;
     let ours = m.head.from_path()[0].to_string();
     bob.write_raw(answer(&m, &ours).as_bytes()).await.unwrap();
     let r = alice.read_message(T).await.unwrap();
@@ -637,16 +636,7 @@ async fn rfc4976_s6_4_3_response_to_another_uri_is_dropped() {
     assert_eq!(r.head.status().map(|s| s.code), Some(415));
 
     // Addressed to another URI (the same host, another session-id): dropped.
-    let opts = SendOptions {
-        message_id: "second",
-        ..SendOptions::default()
-    };
-    alice.send(&to, from, &opts, b"two").await.unwrap();
-    assert_eq!(
-        alice.read_message(T).await.unwrap().head.response_code(),
-        Some(200)
-    );
-    let m = bob.read_message(T).await.unwrap();
+    let m = send_one(&mut alice, &mut bob, &to, &alice_uri, "second", b"two").await;
     let written = Instant::now();
     let mut other = m.head.from_path()[0].to_string();
     let slash = other.rfind('/').expect("a relay URI has a session-id");
