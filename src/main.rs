@@ -151,8 +151,8 @@ fn serve(settings: Settings, config_path: Option<PathBuf>) -> ExitCode {
 
 /// Transparent huge pages off for this process. mimalloc asks for them on its memory
 /// (MADV_HUGEPAGE), so a page fault there zeroes 2 MiB at once, after compacting memory if
-/// none is free: measured as stalls of 20-70 ms in one run of three seconds out of two at
-/// 100k msgs/s, and 4% of the relay's CPU at paced load (BENCHMARKS.md, "Fifth round").
+/// none is free: measured as one stall of 20-90 ms in most 3-second runs at 100k msgs/s,
+/// and 4% of the relay's CPU at paced load (BENCHMARKS.md, "Fifth round").
 /// The flag covers memory already mapped; pages that are huge stay so.
 fn no_transparent_huge_pages() {
     #[cfg(target_os = "linux")]
