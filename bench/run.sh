@@ -11,6 +11,7 @@
 #   RUNS [3]            runs of each measurement
 #   DURATION [3]        seconds of sending per msgs run
 #   PAIRS [4]           sender/receiver pairs in the msgs runs; WINDOW [64] in flight per sender
+#   FIXED_RATE [20000]  msgs/s of the fixed-rate latency runs (all targets; 0 skips them)
 #   LIGHT_RATE [1000]   msgs/s of the light-load latency runs (one pair)
 #   BULK_SIZE [1GiB]    message of the bulk runs (8 KiB and 64 KiB chunks)
 #   BIG_SIZE [4GiB]     message of the memory run (64 KiB chunks, once); 0 skips it
@@ -28,6 +29,7 @@ RUNS=${RUNS:-3}
 DURATION=${DURATION:-3}
 PAIRS=${PAIRS:-4}
 WINDOW=${WINDOW:-64}
+FIXED_RATE=${FIXED_RATE:-20000}
 LIGHT_RATE=${LIGHT_RATE:-1000}
 BULK_SIZE=${BULK_SIZE:-1GiB}
 BIG_SIZE=${BIG_SIZE:-4GiB}
@@ -160,6 +162,19 @@ for run in $(seq 1 "$RUNS"); do
     esac
   done
 done
+
+# Half of peak loads the 2 cores shared with the generator to saturation at our rate (see
+# BENCHMARKS.md), so the same traffic also runs at one fixed rate that every target sustains:
+# the latency each adds when the machine is not the limit, compared at equal load.
+if [ "$FIXED_RATE" -gt 0 ]; then
+  echo "== latency at a fixed rate ($FIXED_RATE msgs/s, all targets)" >&2
+  FIXED=(--pairs "$PAIRS" --window 100000 --duration "$DURATION" --rate "$FIXED_RATE")
+  for run in $(seq 1 "$RUNS"); do
+    one lat-fixed/ours msgs "${RELAY_ARGS[@]}" "${FIXED[@]}"
+    one lat-fixed/fwd baseline-msgs "${FIXED[@]}"
+    kam lat-fixed/kam msgs "${KAM_ARGS[@]}" "${FIXED[@]}"
+  done
+fi
 
 echo "== latency under light load (one pair, $LIGHT_RATE msgs/s)" >&2
 for run in $(seq 1 "$RUNS"); do

@@ -119,6 +119,25 @@ const ROWS: &[Row] = &[
         decimals: 0,
     },
     Row {
+        label: "latency µs p50 / p90 / p99 / max at a fixed rate every target sustains",
+        scenario: "lat-fixed",
+        paths: &[
+            "results.latency_us.p50",
+            "results.latency_us.p90",
+            "results.latency_us.p99",
+            "results.latency_us.max",
+        ],
+        scale: 1.0,
+        decimals: 0,
+    },
+    Row {
+        label: "… at this rate (msgs/s, the same for all)",
+        scenario: "lat-fixed",
+        paths: &["params.rate"],
+        scale: 1.0,
+        decimals: 0,
+    },
+    Row {
         label: "latency µs p50 / p90 / p99 / max under light load (one pair)",
         scenario: "lat-light",
         paths: &[
@@ -270,10 +289,11 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> String {
     }
 }
 
-/// Latency the relay adds at half of its peak rate: ours minus the forwarder's, percentile by
-/// percentile (medians of the runs), when both ran at the same rate (see src/bench/msgs.rs).
-fn added_latency_row(reports: &[Value]) -> String {
-    let rate = |t: &str| median_of(reports, &format!("lat/{t}"), "params.rate");
+/// Latency the relay adds in a latency `scenario` (half of its peak rate, or a fixed rate):
+/// ours minus the forwarder's, percentile by percentile (medians of the runs), when both ran
+/// at the same rate (see src/bench/msgs.rs).
+fn added_latency_row(reports: &[Value], scenario: &str) -> String {
+    let rate = |t: &str| median_of(reports, &format!("{scenario}/{t}"), "params.rate");
     match (rate("ours"), rate("fwd")) {
         (Some(a), Some(b)) if a == b => {}
         _ => return String::new(),
@@ -282,8 +302,8 @@ fn added_latency_row(reports: &[Value]) -> String {
         .iter()
         .map(|p| {
             let path = format!("results.latency_us.{p}");
-            let ours = median_of(reports, "lat/ours", &path)?;
-            let fwd = median_of(reports, "lat/fwd", &path)?;
+            let ours = median_of(reports, &format!("{scenario}/ours"), &path)?;
+            let fwd = median_of(reports, &format!("{scenario}/fwd"), &path)?;
             Some(format!("{:.0}", ours - fwd))
         })
         .collect();
@@ -324,8 +344,8 @@ pub fn markdown(reports: &[Value]) -> String {
             ratio(cells[0].1, cells[1].1),
             ratio(cells[0].1, cells[2].1)
         );
-        if row.scenario == "lat" && row.paths == ["params.rate"] {
-            out.push_str(&added_latency_row(reports));
+        if row.scenario.starts_with("lat") && row.paths == ["params.rate"] {
+            out.push_str(&added_latency_row(reports, row.scenario));
         }
     }
     let loads: Vec<f64> = reports
@@ -397,5 +417,26 @@ not json
         ]
         .join("\n");
         assert!(!markdown(&read_reports(&other)).contains("added by the relay"));
+        // The fixed-rate scenario gets its own row, from its own runs only.
+        let fixed = [
+            line("lat-fixed/ours", 20000, 70, 200),
+            line("lat-fixed/fwd", 20000, 60, 150),
+            line("lat/ours", 30000, 90, 300),
+        ]
+        .join("\n");
+        let t = markdown(&read_reports(&fixed));
+        let added: Vec<&str> = t
+            .lines()
+            .filter(|l| l.contains("added by the relay"))
+            .collect();
+        assert_eq!(
+            added,
+            ["| … added by the relay: µs p50 / p90 / p99, ours − forwarder at the same rate | 10 / 10 / 50 | – | – | – | – |"],
+            "{t}"
+        );
+        assert!(
+            t.contains("| … at this rate (msgs/s, the same for all) | 20000 | 20000 |"),
+            "{t}"
+        );
     }
 }
