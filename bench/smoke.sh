@@ -47,7 +47,7 @@ one() {
 one msgs-yes/ours msgs "${RELAY_ARGS[@]}" --pairs 2 --count 300 --window 16
 one msgs-no/ours msgs "${RELAY_ARGS[@]}" --count 300 --failure-report no
 one msgs-full/ours msgs "${RELAY_ARGS[@]}" --count 100 --path full
-one lat/ours msgs "${RELAY_ARGS[@]}" --count 200 --rate 2000
+one lat/ours msgs "${RELAY_ARGS[@]}" --count 200 --rate 2000 --series-ms 20
 one bulk8k/ours bulk "${RELAY_ARGS[@]}" --size 1MiB --chunk 8KiB
 one bulk64k/ours bulk "${RELAY_ARGS[@]}" --size 4MiB --chunk 64KiB
 one bulk1/ours bulk "${RELAY_ARGS[@]}" --size 1MiB --chunk 0 --failure-report no
@@ -74,6 +74,12 @@ else
   echo "ok      non-loopback target refused"
   PASSED=$((PASSED + 1))
 fi
+
+# The paced run asked for a latency series (--series-ms 20): its report has one.
+grep '"tag":"lat/ours"' "$RESULTS" | grep -q '"latency_series":{"interval_ms":20.0' || {
+  echo "FAILED  latency series missing from the paced run's report"
+  FAILED=$((FAILED + 1))
+}
 
 "$BIN/msrp-bench" table "$RESULTS" >"$WORK/table.md"
 grep -q '^| msgs/s, 100-byte SEND, Failure-Report yes' "$WORK/table.md" || {

@@ -73,6 +73,69 @@ pub struct MsgsOptions {
     pub failure_report: bool,
     /// How long to wait for the last deliveries after the senders stop.
     pub drain: Duration,
+    /// Also give latency per interval of send time (`--series-ms`), to see when a tail
+    /// happened: a stall of the relay shows as one bad interval, a loaded machine as many.
+    pub series: Option<Duration>,
+}
+
+/// Intervals in a latency series at most; later messages are counted in `outside`.
+pub const SERIES_MAX_POINTS: usize = 2_000;
+
+/// Latency per interval of send time, from the run's start.
+#[derive(Debug)]
+pub struct LatencySeries {
+    pub interval: Duration,
+    /// One histogram per interval (coarser than the run's: one significant digit).
+    pub points: Vec<Histogram<u64>>,
+    /// Messages sent after the last interval the series keeps.
+    pub outside: u64,
+}
+
+impl LatencySeries {
+    fn new(interval: Duration) -> LatencySeries {
+        LatencySeries {
+            interval: interval.max(Duration::from_millis(1)),
+            points: Vec::new(),
+            outside: 0,
+        }
+    }
+
+    /// A message sent `sent_ns` after the start took `latency_ns`.
+    fn record(&mut self, sent_ns: u64, latency_ns: u64) {
+        let i = (sent_ns / self.interval.as_nanos().max(1) as u64) as usize;
+        if i >= SERIES_MAX_POINTS {
+            self.outside += 1;
+            return;
+        }
+        while self.points.len() <= i {
+            self.points.push(series_histogram());
+        }
+        self.points[i].saturating_record(latency_ns);
+    }
+
+    fn merge(&mut self, other: &LatencySeries) -> anyhow::Result<()> {
+        while self.points.len() < other.points.len() {
+            self.points.push(series_histogram());
+        }
+        for (mine, theirs) in self.points.iter_mut().zip(&other.points) {
+            mine.add(theirs)
+                .map_err(|e| anyhow!("merging histograms: {e}"))?;
+        }
+        self.outside += other.outside;
+        Ok(())
+    }
+}
+
+fn series_histogram() -> Histogram<u64> {
+    // As `new_histogram`, at one significant digit: ~3 KB per interval.
+    Histogram::new_with_bounds(1_000, 100_000_000_000, 1)
+        .unwrap_or_else(|_| unreachable!("constant bounds are valid"))
+}
+
+/// What a receiver measured.
+struct Received {
+    latency: Histogram<u64>,
+    series: Option<LatencySeries>,
 }
 
 #[derive(Default)]
@@ -117,6 +180,8 @@ pub struct MsgsResult {
     /// Paced runs: the senders slept on the microsecond timer (false: tokio's 1 ms timer,
     /// where timerfd is missing).
     pub precise_pacing: bool,
+    /// With `MsgsOptions::series`: latency per interval of send time.
+    pub series: Option<LatencySeries>,
 }
 
 impl MsgsResult {
@@ -175,6 +240,8 @@ pub async fn run(pairs: Vec<Pair>, opts: &MsgsOptions) -> anyhow::Result<MsgsRes
             pair.receiver,
             st.clone(),
             stop.clone(),
+            opts.series
+                .map(|interval| (instant_ns(start), LatencySeries::new(interval))),
         )));
         let MsrpConn {
             io,
@@ -241,12 +308,16 @@ pub async fn run(pairs: Vec<Pair>, opts: &MsgsOptions) -> anyhow::Result<MsgsRes
     }
     stop.cancel();
     let mut latency = new_histogram();
+    let mut series = opts.series.map(LatencySeries::new);
     for r in receivers {
         match r.await {
-            Ok(h) => {
+            Ok(got) => {
                 latency
-                    .add(&h)
+                    .add(&got.latency)
                     .map_err(|e| anyhow!("merging histograms: {e}"))?;
+                if let (Some(all), Some(one)) = (series.as_mut(), got.series.as_ref()) {
+                    all.merge(one)?;
+                }
             }
             Err(e) => {
                 send_error.get_or_insert(format!("receiver task failed: {e}"));
@@ -297,6 +368,7 @@ pub async fn run(pairs: Vec<Pair>, opts: &MsgsOptions) -> anyhow::Result<MsgsRes
         ),
         pacing_lag,
         precise_pacing,
+        series,
     })
 }
 
@@ -554,12 +626,19 @@ async fn read_responses(
 }
 
 /// The receiver: latency, sequence, and 200s for SENDs that want them.
+///
+/// `series`: the run's start on the process clock, and the series to record into.
 async fn receive(
     mut conn: MsrpConn,
     st: Arc<PairState>,
     stop: CancellationToken,
-) -> Histogram<u64> {
+    series: Option<(u64, LatencySeries)>,
+) -> Received {
     let mut hist = new_histogram();
+    let (start_ns, mut series) = match series {
+        Some((start, s)) => (start, Some(s)),
+        None => (0, None),
+    };
     let mut current: Option<Box<Head>> = None;
     let mut prefix: Vec<u8> = Vec::with_capacity(64);
     let mut expect: u64 = 0;
@@ -602,6 +681,9 @@ async fn receive(
                             }
                             expect = seq + 1;
                             hist.saturating_record(now.saturating_sub(ts));
+                            if let Some(series) = series.as_mut() {
+                                series.record(ts.saturating_sub(start_ns), now.saturating_sub(ts));
+                            }
                             delivered += 1;
                         }
                         _ => st.error("receiver got a body without timestamp".into()),
@@ -618,14 +700,20 @@ async fn receive(
                 Ok(None) => break,
                 Err(e) => {
                     st.error(format!("receiver: malformed input: {e}"));
-                    return hist;
+                    return Received {
+                        latency: hist,
+                        series,
+                    };
                 }
             }
         }
         if !out.is_empty() {
             if let Err(e) = conn.io.write_all(&out).await {
                 st.error(format!("receiver write: {e}"));
-                return hist;
+                return Received {
+                    latency: hist,
+                    series,
+                };
             }
             out.clear();
         }
@@ -639,7 +727,44 @@ async fn receive(
             if let Some(why) = why {
                 st.error(why);
             }
-            return hist;
+            return Received {
+                latency: hist,
+                series,
+            };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_buckets_by_send_time_and_merges() {
+        let ms = 1_000_000;
+        let mut a = LatencySeries::new(Duration::from_millis(50));
+        a.record(0, 100_000);
+        a.record(49 * ms, 200_000);
+        a.record(50 * ms, 5 * ms);
+        a.record(120 * ms, 300_000);
+        assert_eq!(a.points.len(), 3);
+        assert_eq!(
+            a.points.iter().map(Histogram::len).collect::<Vec<_>>(),
+            [2, 1, 1]
+        );
+        // The stall shows in its own interval, at the histogram's one-digit precision.
+        assert!(a.points[1].max() >= 5 * ms && a.points[1].max() < 6 * ms);
+        assert!(a.points[0].max() < ms);
+        // Past the last interval kept: counted, not stored.
+        a.record(50 * ms * SERIES_MAX_POINTS as u64, 1_000);
+        assert_eq!((a.points.len(), a.outside), (3, 1));
+        let mut b = LatencySeries::new(Duration::from_millis(50));
+        b.record(260 * ms, 400_000);
+        b.merge(&a).unwrap();
+        assert_eq!(
+            b.points.iter().map(Histogram::len).collect::<Vec<_>>(),
+            [2, 1, 1, 0, 0, 1]
+        );
+        assert_eq!(b.outside, 1);
     }
 }

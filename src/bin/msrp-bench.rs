@@ -197,6 +197,10 @@ struct MsgsArgs {
     /// Seconds to wait for the last deliveries once sending stops.
     #[arg(long, default_value_t = 10.0)]
     drain: f64,
+    /// Also report latency per interval of this many milliseconds of send time
+    /// (`latency_series`): when in the run a tail happened (0: no series).
+    #[arg(long, default_value_t = 0)]
+    series_ms: u64,
 }
 
 #[derive(Args, Clone)]
@@ -357,6 +361,17 @@ fn validate(cmd: &Cmd) -> Result<(), String> {
         }
         if m.count == Some(0) {
             return Err("--count must be at least 1".into());
+        }
+        if m.series_ms > 0 && m.count.is_none() {
+            let points = (m.duration * 1e3 / m.series_ms as f64).ceil();
+            if points > msgs::SERIES_MAX_POINTS as f64 {
+                return Err(format!(
+                    "--series-ms {} would make {points} intervals of --duration {}; at most {} (a longer interval)",
+                    m.series_ms,
+                    m.duration,
+                    msgs::SERIES_MAX_POINTS
+                ));
+            }
         }
         Ok(())
     };
@@ -554,7 +569,34 @@ fn msgs_options(a: &MsgsArgs) -> msgs::MsgsOptions {
         tick: Duration::from_micros(a.tick_us),
         failure_report: matches!(a.failure_report, FailureReportArg::Yes),
         drain: Duration::from_secs_f64(a.drain.max(0.0)),
+        series: (a.series_ms > 0).then(|| Duration::from_millis(a.series_ms)),
     }
+}
+
+/// `latency_series` of a report: per interval of send time, its start (ms from the run's
+/// start), how many messages were sent in it, and their latency percentiles in µs.
+fn series_json(s: &msgs::LatencySeries) -> Value {
+    let us = |v: u64| v as f64 / 1000.0;
+    let points: Vec<Value> = s
+        .points
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            json!({
+                "t_ms": (s.interval * i as u32).as_secs_f64() * 1e3,
+                "samples": h.len(),
+                "p50": us(h.value_at_quantile(0.50)),
+                "p99": us(h.value_at_quantile(0.99)),
+                "max": us(h.max()),
+            })
+        })
+        .collect();
+    json!({
+        "interval_ms": s.interval.as_secs_f64() * 1e3,
+        "precision": "1 significant digit",
+        "outside": s.outside,
+        "points": points,
+    })
 }
 
 fn bulk_options(a: &BulkArgs, max_time: Duration) -> bulk::BulkOptions {
@@ -590,6 +632,7 @@ async fn run_msgs(
         "schedule_lag_ms": opts.rate.map(|_| r.schedule_lag.as_secs_f64() * 1e3),
         "pacing_lag_us": opts.rate.map(|_| latency_json(&r.pacing_lag)),
         "pacing_timer": opts.rate.map(|_| if r.precise_pacing { "timerfd" } else { "tokio-1ms" }),
+        "latency_series": r.series.as_ref().map(series_json),
     });
     let (mut report, usage) = frame.finish(report);
     if let Some(u) = usage {
@@ -775,6 +818,7 @@ fn msgs_params(a: &MsgsArgs, path: Option<PathArg>) -> Value {
         "duration_s": if a.count.is_some() { None } else { Some(a.duration) },
         "rate": a.rate,
         "tick_us": a.rate.map(|_| a.tick_us),
+        "series_ms": (a.series_ms > 0).then_some(a.series_ms),
         "failure_report": matches!(a.failure_report, FailureReportArg::Yes),
         "path": path.map(|p| match p { PathArg::Short => "short", PathArg::Full => "full" }),
     })
