@@ -85,6 +85,8 @@ pub const SERIES_MAX_POINTS: usize = 2_000;
 #[derive(Debug)]
 pub struct LatencySeries {
     pub interval: Duration,
+    /// The run's start on the process clock (`util::now_ns`).
+    start_ns: u64,
     /// One histogram per interval (coarser than the run's: one significant digit).
     pub points: Vec<Histogram<u64>>,
     /// Messages sent after the last interval the series keeps.
@@ -92,17 +94,19 @@ pub struct LatencySeries {
 }
 
 impl LatencySeries {
-    fn new(interval: Duration) -> LatencySeries {
+    fn new(interval: Duration, start_ns: u64) -> LatencySeries {
         LatencySeries {
             interval: interval.max(Duration::from_millis(1)),
+            start_ns,
             points: Vec::new(),
             outside: 0,
         }
     }
 
-    /// A message sent `sent_ns` after the start took `latency_ns`.
+    /// A message sent at `sent_ns` (process clock) took `latency_ns`.
     fn record(&mut self, sent_ns: u64, latency_ns: u64) {
-        let i = (sent_ns / self.interval.as_nanos().max(1) as u64) as usize;
+        let since_start = sent_ns.saturating_sub(self.start_ns);
+        let i = (since_start / self.interval.as_nanos().max(1) as u64) as usize;
         if i >= SERIES_MAX_POINTS {
             self.outside += 1;
             return;
@@ -241,7 +245,7 @@ pub async fn run(pairs: Vec<Pair>, opts: &MsgsOptions) -> anyhow::Result<MsgsRes
             st.clone(),
             stop.clone(),
             opts.series
-                .map(|interval| (instant_ns(start), LatencySeries::new(interval))),
+                .map(|interval| LatencySeries::new(interval, instant_ns(start))),
         )));
         let MsrpConn {
             io,
@@ -308,7 +312,9 @@ pub async fn run(pairs: Vec<Pair>, opts: &MsgsOptions) -> anyhow::Result<MsgsRes
     }
     stop.cancel();
     let mut latency = new_histogram();
-    let mut series = opts.series.map(LatencySeries::new);
+    let mut series = opts
+        .series
+        .map(|interval| LatencySeries::new(interval, instant_ns(start)));
     for r in receivers {
         match r.await {
             Ok(got) => {
@@ -625,19 +631,17 @@ async fn read_responses(
     }
 }
 
-/// The receiver: latency, sequence, and 200s for SENDs that want them.
-///
-/// `series`: the run's start on the process clock, and the series to record into.
+/// The receiver: latency (and its series, when asked for), sequence, and 200s for SENDs
+/// that want them.
 async fn receive(
     mut conn: MsrpConn,
     st: Arc<PairState>,
     stop: CancellationToken,
-    series: Option<(u64, LatencySeries)>,
+    series: Option<LatencySeries>,
 ) -> Received {
-    let mut hist = new_histogram();
-    let (start_ns, mut series) = match series {
-        Some((start, s)) => (start, Some(s)),
-        None => (0, None),
+    let mut got = Received {
+        latency: new_histogram(),
+        series,
     };
     let mut current: Option<Box<Head>> = None;
     let mut prefix: Vec<u8> = Vec::with_capacity(64);
@@ -680,9 +684,9 @@ async fn receive(
                                 st.error(format!("receiver expected message {expect}, got {seq}"));
                             }
                             expect = seq + 1;
-                            hist.saturating_record(now.saturating_sub(ts));
-                            if let Some(series) = series.as_mut() {
-                                series.record(ts.saturating_sub(start_ns), now.saturating_sub(ts));
+                            got.latency.saturating_record(now.saturating_sub(ts));
+                            if let Some(series) = got.series.as_mut() {
+                                series.record(ts, now.saturating_sub(ts));
                             }
                             delivered += 1;
                         }
@@ -700,20 +704,14 @@ async fn receive(
                 Ok(None) => break,
                 Err(e) => {
                     st.error(format!("receiver: malformed input: {e}"));
-                    return Received {
-                        latency: hist,
-                        series,
-                    };
+                    return got;
                 }
             }
         }
         if !out.is_empty() {
             if let Err(e) = conn.io.write_all(&out).await {
                 st.error(format!("receiver write: {e}"));
-                return Received {
-                    latency: hist,
-                    series,
-                };
+                return got;
             }
             out.clear();
         }
@@ -727,10 +725,7 @@ async fn receive(
             if let Some(why) = why {
                 st.error(why);
             }
-            return Received {
-                latency: hist,
-                series,
-            };
+            return got;
         }
     }
 }
@@ -742,11 +737,12 @@ mod tests {
     #[test]
     fn series_buckets_by_send_time_and_merges() {
         let ms = 1_000_000;
-        let mut a = LatencySeries::new(Duration::from_millis(50));
-        a.record(0, 100_000);
-        a.record(49 * ms, 200_000);
-        a.record(50 * ms, 5 * ms);
-        a.record(120 * ms, 300_000);
+        let mut a = LatencySeries::new(Duration::from_millis(50), 7 * ms);
+        // Send times on the process clock; the run started at 7 ms.
+        a.record(7 * ms, 100_000);
+        a.record(56 * ms, 200_000);
+        a.record(57 * ms, 5 * ms);
+        a.record(127 * ms, 300_000);
         assert_eq!(a.points.len(), 3);
         assert_eq!(
             a.points.iter().map(Histogram::len).collect::<Vec<_>>(),
@@ -756,10 +752,10 @@ mod tests {
         assert!(a.points[1].max() >= 5 * ms && a.points[1].max() < 6 * ms);
         assert!(a.points[0].max() < ms);
         // Past the last interval kept: counted, not stored.
-        a.record(50 * ms * SERIES_MAX_POINTS as u64, 1_000);
+        a.record(7 * ms + 50 * ms * SERIES_MAX_POINTS as u64, 1_000);
         assert_eq!((a.points.len(), a.outside), (3, 1));
-        let mut b = LatencySeries::new(Duration::from_millis(50));
-        b.record(260 * ms, 400_000);
+        let mut b = LatencySeries::new(Duration::from_millis(50), 7 * ms);
+        b.record(267 * ms, 400_000);
         b.merge(&a).unwrap();
         assert_eq!(
             b.points.iter().map(Histogram::len).collect::<Vec<_>>(),
