@@ -60,11 +60,16 @@ cleanup() {
 trap cleanup EXIT
 
 KAM_PORT=${KAM_TCP_PORT:-2856}
+KAM_TLS_PORT=${KAM_TLS_PORT:-2857}
+# start_kam [tls]: TCP only (every TCP row, with nothing loaded that they do not use), or
+# with its TLS listener too (the TLS rows; its certificate is self-signed).
 start_kam() {
-  RUN_DIR=$KAM_RUN KAM_TCP_PORT=$KAM_PORT "$KAM_DIR/start.sh" >&2 || return 1
+  RUN_DIR=$KAM_RUN KAM_TCP_PORT=$KAM_PORT KAM_TLS_PORT=$KAM_TLS_PORT "$KAM_DIR/start.sh" "$@" >&2 || return 1
   KAM_STARTED=1
   KAM_ARGS=(--relay "127.0.0.1:$KAM_PORT" --relay-uri "msrp://127.0.0.1:$KAM_PORT;tcp"
     --relay-pid "$(cat "$KAM_RUN/kamailio.pid")")
+  KAM_TLS_ARGS=(--relay "127.0.0.1:$KAM_TLS_PORT" --relay-uri "msrps://127.0.0.1:$KAM_TLS_PORT;tcp"
+    --tls --insecure --relay-pid "$(cat "$KAM_RUN/kamailio.pid")")
 }
 stop_kam() {
   RUN_DIR=$KAM_RUN "$KAM_DIR/stop.sh" >/dev/null 2>&1 || true
@@ -182,6 +187,24 @@ for run in $(seq 1 "$RUNS"); do
   one lat-light/ours msgs "${RELAY_ARGS[@]}" "${LIGHT[@]}"
   one lat-light/fwd baseline-msgs "${LIGHT[@]}"
   kam lat-light/kam msgs "${KAM_ARGS[@]}" "${LIGHT[@]}"
+done
+
+# MSRP over TLS (msrps:, what clients use): ours on its TLS listener (self-signed certificate,
+# not verified), Kamailio restarted with its TLS listener. No forwarder: it has no TLS.
+# Kamailio drops frames above ~11 KB, so no 64 KiB run against it.
+echo "== over TLS" >&2
+KAM_TLS=
+if [ -n "$KAM_STARTED" ]; then
+  stop_kam
+  start_kam tls && KAM_TLS=1
+fi
+kam_tls() { [ -z "$KAM_TLS" ] || one "$@"; }
+for run in $(seq 1 "$RUNS"); do
+  one msgs-tls/ours msgs "${RELAY_TLS_ARGS[@]}" "${MSGS[@]}"
+  kam_tls msgs-tls/kam msgs "${KAM_TLS_ARGS[@]}" "${MSGS[@]}"
+  one bulk8k-tls/ours bulk "${RELAY_TLS_ARGS[@]}" --size "$BULK_SIZE" --chunk 8KiB
+  kam_tls bulk8k-tls/kam bulk "${KAM_TLS_ARGS[@]}" --size "$BULK_SIZE" --chunk 8KiB
+  one bulk64k-tls/ours bulk "${RELAY_TLS_ARGS[@]}" --size "$BULK_SIZE" --chunk 64KiB
 done
 
 echo "== idle connections (each run on a freshly started relay)" >&2
