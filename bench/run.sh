@@ -19,6 +19,7 @@
 #   IDLE_MAX [auto]     the largest idle run on ours (auto: RLIMIT_NOFILE's hard limit - 200); 0 skips
 #   KAMAILIO [auto]     1: required, 0: skipped, auto: used when installed or installable
 #   KAM_DIR [../shared/peers/kamailio]   its start.sh and stop.sh
+#   KAM_TCP_PORT [2856], KAM_TLS_PORT [2857]   Kamailio's listeners (TLS only for the TLS rows)
 #   OUT [bench/out]     where results.jsonl and table.md go
 #   RELAY_WORKERS [0]   relay.worker_threads of our relay (0: one per core)
 #   CARGO_TARGET_DIR [target]
