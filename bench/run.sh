@@ -160,7 +160,8 @@ for run in $(seq 1 "$RUNS"); do
     esac
     rate=$(awk -v r="$rate" 'BEGIN { printf "%d", r / 2 }')
     [ "$rate" -gt 0 ] || continue
-    LAT=(--pairs "$PAIRS" --window 100000 --duration "$DURATION" --rate "$rate")
+    # --series-ms: each report also says in which 100 ms a tail happened (a stall or load).
+    LAT=(--pairs "$PAIRS" --window 100000 --duration "$DURATION" --rate "$rate" --series-ms 100)
     case $t in
       ours) one lat/ours msgs "${RELAY_ARGS[@]}" "${LAT[@]}" ;;
       fwd) one lat/fwd baseline-msgs "${LAT[@]}" ;;
@@ -174,7 +175,7 @@ done
 # the latency each adds when the machine is not the limit, compared at equal load.
 if [ "$FIXED_RATE" -gt 0 ]; then
   echo "== latency at a fixed rate ($FIXED_RATE msgs/s, all targets)" >&2
-  FIXED=(--pairs "$PAIRS" --window 100000 --duration "$DURATION" --rate "$FIXED_RATE")
+  FIXED=(--pairs "$PAIRS" --window 100000 --duration "$DURATION" --rate "$FIXED_RATE" --series-ms 100)
   for run in $(seq 1 "$RUNS"); do
     one lat-fixed/ours msgs "${RELAY_ARGS[@]}" "${FIXED[@]}"
     one lat-fixed/fwd baseline-msgs "${FIXED[@]}"
