@@ -12,7 +12,7 @@
 #   - docker-compose config -q on deploy/compose/docker-compose.yml,
 #   - hadolint on Dockerfile and deploy/compose/lab/certs.Dockerfile (skipped, saying so,
 #     when hadolint cannot be installed),
-#   - shellcheck on the lab scripts and on this script,
+#   - shellcheck on the lab scripts, this script, and the bench and fuzz scripts,
 #   - the lab PKI script run into a temporary directory, and `msrp-relay check-config` on
 #     both lab relay configurations against it, when a built msrp-relay binary is found
 #     ($MSRP_RELAY_BIN, else target/{debug,release} under $CARGO_TARGET_DIR or ./target),
@@ -189,10 +189,10 @@ shellcheck_check() {
         skip "shellcheck unavailable: scripts not linted"
         return
     fi
-    if shellcheck deploy/compose/lab/*.sh .ci/ops-checks.sh .ci/systemd-smoke.sh >"$out" 2>&1; then
-        ok "shellcheck (lab scripts, .ci scripts)"
+    if shellcheck deploy/compose/lab/*.sh .ci/ops-checks.sh .ci/systemd-smoke.sh bench/*.sh fuzz/smoke.sh >"$out" 2>&1; then
+        ok "shellcheck (lab, .ci, bench and fuzz scripts)"
     else
-        fail shellcheck "shellcheck (lab scripts, .ci scripts)"
+        fail shellcheck "shellcheck (lab, .ci, bench and fuzz scripts)"
         show "$out"
     fi
 }

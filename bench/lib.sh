@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by bench/run.sh and bench/smoke.sh (sourced, not run).
 #
 # start_relay BIN_DIR WORK_DIR
@@ -62,8 +63,10 @@ EOF
     cat "$work/relay.log" >&2
     return 1
   fi
+  # shellcheck disable=SC2034  # read by the scripts that source this file
   RELAY_ARGS=(--relay "127.0.0.1:$RELAY_PORT" --relay-uri "msrp://$BENCH_REALM:$RELAY_PORT;tcp"
     --user "$BENCH_USER" --relay-pid "$RELAY_PID")
+  # shellcheck disable=SC2034
   RELAY_TLS_ARGS=(--relay "127.0.0.2:$RELAY_TLS_PORT" --relay-uri "msrps://$BENCH_REALM:$RELAY_TLS_PORT;tcp"
     --tls --insecure --user "$BENCH_USER" --relay-pid "$RELAY_PID")
 }
