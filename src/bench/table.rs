@@ -62,6 +62,14 @@ struct Row {
     decimals: usize,
 }
 
+/// A latency row's fields: p50 / p90 / p99 / max (the added-latency row uses all but max).
+const LATENCY: &[&str] = &[
+    "results.latency_us.p50",
+    "results.latency_us.p90",
+    "results.latency_us.p99",
+    "results.latency_us.max",
+];
+
 const ROWS: &[Row] = &[
     Row {
         label: "msgs/s, 100-byte SEND, Failure-Report yes (hop-by-hop 200s)",
@@ -102,12 +110,7 @@ const ROWS: &[Row] = &[
     Row {
         label: "latency µs p50 / p90 / p99 / max at half of peak rate (Failure-Report yes)",
         scenario: "lat",
-        paths: &[
-            "results.latency_us.p50",
-            "results.latency_us.p90",
-            "results.latency_us.p99",
-            "results.latency_us.max",
-        ],
+        paths: LATENCY,
         scale: 1.0,
         decimals: 0,
     },
@@ -121,12 +124,7 @@ const ROWS: &[Row] = &[
     Row {
         label: "latency µs p50 / p90 / p99 / max at a fixed rate every target sustains",
         scenario: "lat-fixed",
-        paths: &[
-            "results.latency_us.p50",
-            "results.latency_us.p90",
-            "results.latency_us.p99",
-            "results.latency_us.max",
-        ],
+        paths: LATENCY,
         scale: 1.0,
         decimals: 0,
     },
@@ -140,12 +138,7 @@ const ROWS: &[Row] = &[
     Row {
         label: "latency µs p50 / p90 / p99 / max under light load (one pair)",
         scenario: "lat-light",
-        paths: &[
-            "results.latency_us.p50",
-            "results.latency_us.p90",
-            "results.latency_us.p99",
-            "results.latency_us.max",
-        ],
+        paths: LATENCY,
         scale: 1.0,
         decimals: 0,
     },
@@ -333,12 +326,11 @@ fn added_latency_row(reports: &[Value], scenario: &str) -> String {
         (Some(a), Some(b)) if a == b => {}
         _ => return String::new(),
     }
-    let diffs: Option<Vec<String>> = ["p50", "p90", "p99"]
+    let diffs: Option<Vec<String>> = LATENCY[..3]
         .iter()
-        .map(|p| {
-            let path = format!("results.latency_us.{p}");
-            let ours = median_of(reports, &format!("{scenario}/ours"), &path)?;
-            let fwd = median_of(reports, &format!("{scenario}/fwd"), &path)?;
+        .map(|path| {
+            let ours = median_of(reports, &format!("{scenario}/ours"), path)?;
+            let fwd = median_of(reports, &format!("{scenario}/fwd"), path)?;
             Some(format!("{:.0}", ours - fwd))
         })
         .collect();
@@ -379,7 +371,9 @@ pub fn markdown(reports: &[Value]) -> String {
             ratio(cells[0].1, cells[1].1),
             ratio(cells[0].1, cells[2].1)
         );
-        if row.scenario.starts_with("lat") && row.paths == ["params.rate"] {
+        // Rate rows belong to latency scenarios; the row is there when ours and the
+        // forwarder ran at the same rate.
+        if row.paths == ["params.rate"] {
             out.push_str(&added_latency_row(reports, row.scenario));
         }
     }
