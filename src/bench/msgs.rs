@@ -106,7 +106,8 @@ impl LatencySeries {
     /// A message sent at `sent_ns` (process clock) took `latency_ns`.
     fn record(&mut self, sent_ns: u64, latency_ns: u64) {
         let since_start = sent_ns.saturating_sub(self.start_ns);
-        let i = (since_start / self.interval.as_nanos().max(1) as u64) as usize;
+        // `new` keeps the interval at 1 ms or more.
+        let i = (since_start / self.interval.as_nanos() as u64) as usize;
         if i >= SERIES_MAX_POINTS {
             self.outside += 1;
             return;
