@@ -351,8 +351,8 @@ struct Forwarding {
     /// A piece in `acc` may hold a `CRLF "-------"` (the decoder said so).
     acc_delim: bool,
     report: Option<Arc<ReportTarget>>,
-    /// For a forwarded AUTH: where its response goes back, and under which tid.
-    auth_return: Option<(Arc<ConnHandle>, msrp_proto::TransactionId)>,
+    /// For a forwarded AUTH: where its response goes back (boxed: AUTHs are rare).
+    auth_return: Option<Box<AuthReturn>>,
     /// Forwarding stopped: the status to answer with at the end-line.
     failed: Option<Status>,
 }
@@ -765,16 +765,23 @@ impl Reader {
             return;
         }
         let head: Arc<Head> = Arc::from(head);
+        // The URI of ours a response must name first in To-Path (RFC 4976 §6.4.3).
+        let ours = forwarded_from(head.to_path(), pop);
         let report = (is_send && head.failure_report() != FailureReport::No).then(|| {
             Arc::new(ReportTarget {
                 conn: self.handle.clone(),
                 head: head.clone(),
                 mode: head.failure_report(),
-                ours: forwarded_from(head.to_path(), pop),
+                ours,
             })
         });
-        let auth_return =
-            (head.method() == Some(&Method::Auth)).then(|| (self.handle.clone(), *head.tid()));
+        let auth_return = (head.method() == Some(&Method::Auth)).then(|| {
+            Box::new(AuthReturn {
+                back: self.handle.clone(),
+                tid: *head.tid(),
+                ours: head.to_path()[ours].clone(),
+            })
+        });
         self.current = Current::Forward(Box::new(Forwarding {
             auth_return,
             head,
@@ -1056,14 +1063,7 @@ fn flush(shared: &Shared, staged: &mut Staged, fwd: &mut Forwarding, flag: Flag)
             },
             report.mode == FailureReport::Yes,
         )),
-        (None, Some((back, orig))) => Some((
-            Pending::Auth(Box::new(AuthReturn {
-                back: back.clone(),
-                tid: *orig,
-                ours: fwd.head.to_path()[forwarded_from(fwd.head.to_path(), fwd.pop)].clone(),
-            })),
-            false,
-        )),
+        (None, Some(auth)) => Some((Pending::Auth(auth.clone()), false)),
         (None, None) => None,
     };
     // A tid that is not outstanding on the next hop, checked and recorded under one lock so

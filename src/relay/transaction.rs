@@ -59,6 +59,7 @@ pub enum Pending {
 
 /// Where the response to a forwarded AUTH goes: back to `back` under the client's own
 /// transaction id (RFC 4976 §6.4.3).
+#[derive(Clone)]
 pub struct AuthReturn {
     pub back: Arc<ConnHandle>,
     pub tid: TransactionId,
