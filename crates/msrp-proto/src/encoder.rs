@@ -203,25 +203,31 @@ mod tests {
     use super::*;
     use crate::{Decoder, Event, Limits};
 
+    /// The head of the one message in `bytes`.
+    fn decode_head(bytes: &[u8]) -> Box<Head> {
+        let mut buf = BytesMut::from(bytes);
+        match Decoder::new(Limits::default()).decode(&mut buf) {
+            Ok(Some(Event::Head(head))) => head,
+            other => panic!(
+                "{:?} does not decode to a head: {other:?}",
+                String::from_utf8_lossy(bytes)
+            ),
+        }
+    }
+
     /// `forwarded_from` names the URI that the rewrite really puts first in From-Path, for
     /// one hop, two (a request crossing the relay twice, RFC 7977 §8.3.2), and a `pop` that
     /// is clamped because it would leave no To-Path URI.
     #[test]
     fn forwarded_from_is_what_the_rewrite_puts_first_in_from_path() {
         let input = &b"MSRP tid1 SEND\r\nTo-Path: msrp://r.example.com:1/a;tcp msrp://r.example.com:1/b;tcp msrp://bob.example.com:2/c;tcp\r\nFrom-Path: msrp://alice.example.com:3/d;tcp\r\n-------tid1$\r\n"[..];
-        let mut buf = BytesMut::from(input);
-        let Ok(Some(Event::Head(head))) = Decoder::new(Limits::default()).decode(&mut buf) else {
-            panic!("the test message does not decode");
-        };
+        let head = decode_head(input);
         let tid = TransactionId::new(b"tid2").unwrap_or_else(|| unreachable!("an ident"));
         for pop in [1, 2, 3] {
             let mut out = BytesMut::new();
             write_forward_head(&mut out, &head, &tid, pop, None);
             out.extend_from_slice(b"-------tid2$\r\n");
-            let Ok(Some(Event::Head(fwd))) = Decoder::new(Limits::default()).decode(&mut out)
-            else {
-                panic!("the forwarded head does not decode (pop {pop})");
-            };
+            let fwd = decode_head(&out);
             let at = forwarded_from(head.to_path(), pop);
             assert_eq!(
                 fwd.from_path()[0].as_str(),
@@ -237,10 +243,7 @@ mod tests {
     #[test]
     fn rfc4975_s9_status_codes_are_three_digits() {
         let input = &b"MSRP abcd 042 Odd\r\nTo-Path: msrp://a.example.com:1/x;tcp\r\nFrom-Path: msrp://b.example.com:2/y;tcp\r\n-------abcd$\r\n"[..];
-        let mut buf = BytesMut::from(input);
-        let Ok(Some(Event::Head(head))) = Decoder::new(Limits::default()).decode(&mut buf) else {
-            panic!("does not decode");
-        };
+        let head = decode_head(input);
         assert_eq!(head.response_code(), Some(42));
         let mut out = BytesMut::new();
         write_forward_head(&mut out, &head, head.tid(), 0, None);
